@@ -1,0 +1,55 @@
+"""The ``qsm-eval`` command: build segment sets, report on and compare finished runs.
+
+Each subcommand lives in its own module, which offers ``add_arguments(parser)`` and
+``run(args) -> int``; this file only routes. Evaluation itself runs through pytest
+(``pytest evals ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> module; `build` has one builder per corpus.
+BUILDERS = {
+    "demo": "qsm_eval.build.demo",
+    "ava": "qsm_eval.build.ava",
+    "voxconverse": "qsm_eval.build.voxconverse",
+    "esc50": "qsm_eval.build.esc50",
+}
+COMMANDS = {
+    "report": "qsm_eval.analysis.report",
+    "compare": "qsm_eval.analysis.compare",
+}
+
+
+def _add_module(subparsers, name: str, module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    doc = (module.__doc__ or "").strip().splitlines()
+    parser = subparsers.add_parser(name, help=doc[0] if doc else None, description=module.__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    parser.set_defaults(_run=module.run)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qsm-eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="cut a segment set from a raw corpus")
+    builders = build.add_subparsers(dest="corpus", required=True)
+    for name, module_name in BUILDERS.items():
+        _add_module(builders, name, module_name)
+    for name, module_name in COMMANDS.items():
+        _add_module(commands, name, module_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
