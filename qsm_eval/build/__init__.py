@@ -1,0 +1,1 @@
+"""Builders that cut segment sets from raw corpora (``qsm-eval build ...``)."""
