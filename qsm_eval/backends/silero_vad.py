@@ -1,0 +1,145 @@
+"""The silero-vad baseline: the JIT model shipped inside the silero-vad wheel, on the CPU.
+
+How a clip becomes an answer:
+
+- The 16 kHz model reads 512-sample windows (32 ms) and carries a recurrent state and a
+  64-sample context from one window to the next. Every clip starts from a fresh state:
+  ``audio_forward`` resets it before each call, and in a batch every row has its own state,
+  so no clip ever hears another.
+- A clip is zero-padded at its end to whole windows (``vad_common.pad_to_whole_frames``),
+  the same rule the silero-vad package applies to the last window of a recording. A clip
+  shorter than one window (under 32 ms) becomes one window with zeros after it; the
+  padding is recorded with the result (``zero-pad-end:512``), so short clips never pass
+  silently.
+- p_speech aggregates the clip's frame probabilities (``silero_aggregation``). The
+  default, ``max``, asks what silero-vad's own segmenter asks of every window: does any
+  window reach the threshold? ``mean`` penalises clips whose speech does not fill them,
+  and the first window of a fresh state, which is systematically low.
+- The label is SPEECH when p_speech >= ``vad_threshold`` (silero's own default is 0.5).
+- Several clips share one model call: they are padded to the longest clip's window count
+  and the windows past a clip's own are ignored; the model is causal, so they cannot
+  change the clip's frame probabilities.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from qsm_eval.backends.base import (
+    AudioRequest, Backend, BackendError, Option, Prediction, label_from_probability)
+from qsm_eval.backends.vad_common import (
+    clip_problem, is_probability, pad_to_whole_frames, read_option, require_cpu_float32,
+    summarize_frames)
+from qsm_eval.segments import SAMPLE_RATE
+
+WINDOW_SAMPLES = 512          # the only window the 16 kHz model accepts
+MODEL_FILE = "silero_vad.jit"  # inside the wheel's silero_vad/data: no download, no torch.hub
+AGGREGATIONS = {"max": np.max, "mean": np.mean}
+
+THRESHOLD = Option(
+    "vad_threshold", float, 0.5,
+    "silero-vad: SPEECH when p_speech >= this probability (0 to 1)")
+AGGREGATION = Option(
+    "silero_aggregation", str, "max",
+    "silero-vad: how the clip's frame probabilities become p_speech: max or mean",
+    choices=tuple(AGGREGATIONS))
+THREADS = Option(
+    "silero_threads", int, 1,
+    "silero-vad: torch CPU threads (process-wide; 1 suits one worker per core)")
+
+
+class SileroVadBackend(Backend):
+    """Silero VAD v5+ (16 kHz JIT model) as a speech/non-speech classifier of whole clips."""
+
+    name = "silero-vad"
+    options = (THRESHOLD, AGGREGATION, THREADS)
+    max_batch_size = 64
+
+    def __init__(self, settings: dict[str, Any]):
+        super().__init__(settings)
+        require_cpu_float32(self.name, self.settings, "uses the model shipped in the silero-vad wheel")
+        self.threshold = read_option(self.name, THRESHOLD, self.settings, is_probability,
+                                     "a probability from 0 to 1")
+        self.aggregation = read_option(self.name, AGGREGATION, self.settings)
+        self.threads = read_option(self.name, THREADS, self.settings, lambda n: n >= 1,
+                                   "an integer >= 1")
+        self._model = self._load()
+
+    def _load(self):
+        try:
+            import torch
+            import silero_vad
+        except ImportError as exc:
+            raise BackendError(
+                f"{self.name} needs torch and silero-vad ({exc}); pip install silero-vad") from exc
+        # Importing silero_vad sets torch's thread count to 1 for the whole process; the
+        # option decides instead, so the setting in effect is the one recorded.
+        torch.set_num_threads(self.threads)
+        try:
+            model = silero_vad.load_silero_vad(onnx=False)
+        except Exception as exc:  # a damaged wheel: torch.jit raises RuntimeError and others
+            raise BackendError(f"{self.name}: cannot load {MODEL_FILE} from the silero-vad "
+                               f"wheel ({exc}); reinstall silero-vad") from exc
+        self._torch = torch
+        return model
+
+    def warmup(self) -> None:
+        # TorchScript's profiling executor optimises the graph over the first calls.
+        for _ in range(3):
+            self._frame_probabilities(np.zeros((2, 2 * WINDOW_SAMPLES), dtype=np.float32))
+
+    def _frame_probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """(clips, samples) zero-padded to whole windows -> (clips, windows) probabilities."""
+        with self._torch.inference_mode():
+            self._model.reset_states()  # audio_forward resets too; a fresh state per clip is the rule
+            probs = self._model.audio_forward(self._torch.from_numpy(batch), SAMPLE_RATE)
+        return probs.numpy()
+
+    def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:
+        answers: list[Prediction | None] = [None] * len(requests)
+        rows = []  # (request index, padded clip, windows, padding record)
+        for index, request in enumerate(requests):
+            problem = clip_problem(request.waveform)
+            if problem is not None:
+                answers[index] = Prediction.failed(f"{self.name}: {problem}")
+                continue
+            waveform = np.asarray(request.waveform, dtype=np.float32)
+            padded, windows, padding = pad_to_whole_frames(waveform, WINDOW_SAMPLES)
+            rows.append((index, padded, windows, padding))
+        if rows:
+            batch = np.zeros((len(rows), max(r[1].size for r in rows)), dtype=np.float32)
+            for row, (_, padded, _, _) in enumerate(rows):
+                batch[row, : padded.size] = padded
+            probs = self._frame_probabilities(batch)
+            for row, (index, _, windows, padding) in enumerate(rows):
+                answers[index] = self._answer(probs[row, :windows], padding)
+        return answers
+
+    def _answer(self, frame_probs: np.ndarray, padding: str | None) -> Prediction:
+        p_speech = float(AGGREGATIONS[self.aggregation](frame_probs))
+        label, confidence = label_from_probability(p_speech, self.threshold)
+        raw = summarize_frames("p", [f"{p:.2f}" for p in frame_probs],
+                               f"{self.aggregation}={p_speech:.3f}")
+        return Prediction(label=label, p_speech=p_speech, raw_output=raw, confidence=confidence,
+                          n_audio_tokens=int(frame_probs.size), padding=padding)
+
+    def describe(self) -> dict[str, Any]:
+        try:
+            package_version = version("silero-vad")
+        except PackageNotFoundError:
+            package_version = None
+        return {
+            "backend": self.name,
+            "model": f"silero-vad/{MODEL_FILE}",
+            "silero_vad_version": package_version,
+            "sample_rate": SAMPLE_RATE,
+            "window_samples": WINDOW_SAMPLES,
+            "vad_threshold": self.threshold,
+            "silero_aggregation": self.aggregation,
+            "short_clip_rule": f"zero-pad the end to whole {WINDOW_SAMPLES}-sample windows",
+            "device": "cpu",
+            "torch_threads": self.threads,
+        }
