@@ -1,0 +1,52 @@
+"""A prediction cache that survives runs: the same model on the same audio answers once.
+
+Keyed by the sha256 of the backend's fingerprint (model, revision, prompt, presentation,
+every setting that changes an answer) and of the clip's samples, so a changed setting or
+a changed clip never reads a stale answer. Stored in SQLite: one file, safe for several
+xdist workers at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+
+from qsm_eval.backends.base import Backend, Prediction
+
+CACHE_FILE = "predictions.sqlite"
+
+
+class PredictionCache:
+    def __init__(self, directory: str | Path):
+        self.path = Path(directory) / CACHE_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS predictions (key TEXT PRIMARY KEY, prediction TEXT)")
+        self._fingerprints: dict[int, str] = {}
+
+    def _key(self, backend: Backend, waveform: np.ndarray) -> str:
+        fingerprint = self._fingerprints.get(id(backend))
+        if fingerprint is None:
+            text = json.dumps(backend.fingerprint(), sort_keys=True, default=str)
+            fingerprint = self._fingerprints[id(backend)] = hashlib.sha256(text.encode()).hexdigest()
+        digest = hashlib.sha256(fingerprint.encode())
+        digest.update(np.ascontiguousarray(waveform, dtype=np.float32).tobytes())
+        return digest.hexdigest()
+
+    def get(self, backend: Backend, waveform: np.ndarray) -> Prediction | None:
+        row = self._db.execute("SELECT prediction FROM predictions WHERE key = ?",
+                               (self._key(backend, waveform),)).fetchone()
+        return Prediction(**json.loads(row[0])) if row else None
+
+    def put(self, backend: Backend, waveform: np.ndarray, prediction: Prediction) -> None:
+        self._db.execute("INSERT OR REPLACE INTO predictions VALUES (?, ?)",
+                         (self._key(backend, waveform), json.dumps(prediction.to_dict())))
+        self._db.commit()
+
+    def close(self) -> None:
+        self._db.close()
