@@ -23,6 +23,7 @@ How a clip becomes an answer:
 
 from __future__ import annotations
 
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -79,7 +80,11 @@ class SileroVadBackend(Backend):
         # option decides instead, so the setting in effect is the one recorded.
         torch.set_num_threads(self.threads)
         try:
-            model = silero_vad.load_silero_vad(onnx=False)
+            # silero-vad's loader uses importlib.resources.path and torch.jit.load, both
+            # deprecated; their warnings say nothing about this run, so keep them quiet.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)
+                model = silero_vad.load_silero_vad(onnx=False)
         except Exception as exc:  # a damaged wheel: torch.jit raises RuntimeError and others
             raise BackendError(f"{self.name}: cannot load {MODEL_FILE} from the silero-vad "
                                f"wheel ({exc}); reinstall silero-vad") from exc

@@ -2,8 +2,8 @@
 
 How a clip becomes an answer:
 
-- The clip is converted to 16-bit little-endian PCM (clipped to [-1, 1], scaled by 32767,
-  rounded), the only input WebRTC VAD takes, and cut into frames of
+- The clip is converted to 16-bit little-endian PCM (scaled by 32768, rounded, clipped to
+  the int16 range), the only input WebRTC VAD takes, and cut into frames of
   ``webrtc_frame_ms`` (10, 20 or 30 ms: the lengths WebRTC VAD accepts).
 - A clip is zero-padded at its end to whole frames (``vad_common.pad_to_whole_frames``):
   a clip shorter than one frame becomes one frame, and the padding is recorded with the
@@ -42,8 +42,12 @@ THRESHOLD = Option(
 
 
 def to_pcm16(waveform: np.ndarray) -> bytes:
-    """float32 in [-1, 1] -> 16-bit little-endian PCM bytes; out-of-range samples clip."""
-    scaled = np.round(np.clip(waveform, -1.0, 1.0) * 32767.0)
+    """float32 in [-1, 1] -> 16-bit little-endian PCM bytes; out-of-range samples clip.
+
+    The scale is 32768, the one soundfile and libsndfile use to read 16-bit PCM as float,
+    so a clip read from a 16-bit WAV returns to exactly its original samples.
+    """
+    scaled = np.clip(np.round(waveform.astype(np.float64) * 32768.0), -32768, 32767)
     return scaled.astype("<i2").tobytes()
 
 
