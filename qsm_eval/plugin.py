@@ -201,6 +201,7 @@ class QsmSession:
 
     # --- results (controller) ---------------------------------------------------------
     def start_run(self) -> None:
+        self.load_segments()  # on the xdist controller, only to record what was evaluated
         self.writer = ResultWriter(self.run_dir)
         self.manifest = RunManifest(run_id=self.run_id, model=self.settings["model"],
                                     options={k: v for k, v in self.settings.items()},
@@ -217,9 +218,9 @@ class QsmSession:
         self.manifest.status = status
         self.manifest.finished_at = time.time()
         self.manifest.n_results = len(self.writer.rows)
-        self.manifest.backend = self.describe_backend() or (self.worker_info[0] if self.worker_info else {})
-        if self.worker_info:
-            self.manifest.backend["workers"] = self.worker_info
+        self.manifest.backend = self.describe_backend()
+        if self.worker_info:  # under xdist: what every worker's backend reported
+            self.manifest.backend = {**self.worker_info[0], "workers": list(self.worker_info)}
         self.manifest.timings["wall_s"] = round(time.perf_counter() - self.started, 3)
         self.manifest.gates = [v.to_dict() for v in self.verdicts]
         self.manifest.write(self.run_dir)
@@ -227,7 +228,9 @@ class QsmSession:
     # --- hooks of the session: registered on the plugin manager in pytest_configure ----
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session):
-        has_cases = bool(self.plan) or any(_is_invalid_set(i) for i in session.items)
+        # The xdist controller collects nothing itself: it always records the run.
+        distributing = session.config.pluginmanager.has_plugin("dsession")
+        has_cases = distributing or bool(self.plan) or any(_is_invalid_set(i) for i in session.items)
         if self.is_worker or not has_cases or session.config.option.collectonly:
             return (yield)
         self.start_run()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from qsm_eval.analysis.metrics import summarize
 
@@ -62,6 +63,6 @@ def render_summary(df: pd.DataFrame, verdicts: list, run_dir: Path, width: int =
         console.print(metrics_table(df, "duration_ms", "by duration"))
     for verdict in verdicts:
         style = "green" if verdict.passed else "bold red"
-        console.print(f"[{style}]gate {verdict.message}[/{style}]")
-    console.print(f"results: {Path(run_dir) / 'results.parquet'}")
+        console.print(Text(f"gate {verdict.message}", style=style), soft_wrap=True)
+    console.print(f"results: {Path(run_dir) / 'results.parquet'}", soft_wrap=True)
     return buffer.getvalue()
