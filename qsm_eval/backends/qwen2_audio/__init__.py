@@ -1,0 +1,239 @@
+"""The Qwen2-Audio backend (``--qsm-model qwen2-audio``): thin glue over its parts.
+
+loading (checkpoint, device, dtype), prompts (question and chat text), presentation (padding
+and audio-token counts), inputs (text and features of a batch), encoder (the fast encoder
+path), scoring (logits or generate), parsing (generated text to a label), timing.
+torch and transformers are imported when the backend is built, not when this module is.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+
+from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Option, Prediction
+from qsm_eval.backends.qwen2_audio import loading, prompts
+from qsm_eval.backends.qwen2_audio.presentation import (
+    FILLS, MAX_FRAMES, PLACEMENTS, SAMPLE_RATE, PresentationPolicy, mel_frames, present,
+)
+from qsm_eval.backends.qwen2_audio.scoring import SCORING_MODES
+
+
+def parse_flag(value: Any) -> bool:
+    """A boolean option from the command line or the config file."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected on/off, true/false or 1/0, got {value!r}")
+
+
+class Qwen2AudioBackend(Backend):
+    name = "qwen2-audio"
+    # Clips are short, so even 64 rows of ~100 tokens are a small forward pass for a 7B model.
+    max_batch_size = 64
+    options = (
+        Option("scoring", str, "logits", "logits (one forward pass, p_speech from the answer tokens) "
+               "or generate (greedy text, strict parser); default logits", choices=SCORING_MODES),
+        Option("prompt", str, prompts.DEFAULT_PROMPT, "built-in prompt (labels, ab) or a prompt file "
+               "path; default labels"),
+        Option("pad_ms", int, 0, "pad clips shorter than this many ms into a container of this length; "
+               "default 0 (no padding; clips under 25 ms then give an error)"),
+        Option("pad_placement", str, "center", "where the clip sits in the container; default center",
+               choices=PLACEMENTS),
+        Option("pad_fill", str, "silence", "what fills the container: silence or seeded noise; "
+               "default silence", choices=FILLS),
+        Option("pad_level_db", float, -60.0, "RMS level of the noise fill in dBFS; default -60"),
+        Option("fast_encoder", parse_flag, False, "encode only the mel frames a batch needs instead "
+               "of 30 s (same logits within float tolerance); default off"),
+        Option("load_in", str, "none", "load the weights in 8bit or 4bit (bitsandbytes, CUDA); "
+               "default none", choices=loading.LOAD_IN),
+        Option("device_map", str, None, "a transformers device_map (e.g. auto) to spread the model "
+               "over devices; default: the whole model on --qsm-device"),
+        Option("max_new_tokens", int, 8, "generate mode: most new tokens per answer; default 8"),
+    )
+
+    def __init__(self, settings: dict[str, Any], *, loaded: loading.LoadedModel | None = None):
+        defaults = {option.name: option.default for option in self.options}
+        super().__init__({**defaults, **{k: v for k, v in settings.items() if v is not None}})
+        s = self.settings
+        if s["scoring"] not in SCORING_MODES:
+            raise BackendError(f"--qsm-scoring {s['scoring']!r} is not one of {', '.join(SCORING_MODES)}")
+        s["fast_encoder"] = parse_flag(s["fast_encoder"])
+        try:
+            self.policy = PresentationPolicy(pad_ms=int(s["pad_ms"]), placement=s["pad_placement"],
+                                             fill=s["pad_fill"], level_db=float(s["pad_level_db"]))
+        except ValueError as exc:
+            raise BackendError(str(exc)) from exc
+        self.prompt = prompts.resolve_prompt(s["prompt"])
+        self.loaded = loaded or loading.load(s)
+        self.rendered = prompts.render(self.prompt, self.processor)
+        self.answers = self._answer_tokens()
+        from qsm_eval.backends.qwen2_audio.timing import StageTimer
+        self.timer = StageTimer(self.loaded.device)
+        self._warmup_s: float | None = None
+
+    # -- what the runner and run.json see ---------------------------------------------------
+
+    @property
+    def processor(self):
+        return self.loaded.processor
+
+    @property
+    def model_name(self) -> str:
+        return self.settings.get("model_path") or loading.DEFAULT_MODEL
+
+    @property
+    def prompt_id(self) -> str:
+        return self.prompt.prompt_id
+
+    @property
+    def prompt_sha256(self) -> str:
+        return self.rendered.sha256
+
+    def describe(self) -> dict[str, Any]:
+        import torch
+        import transformers
+
+        model = self.loaded.model
+        return {
+            "backend": self.name,
+            "model": self.model_name,
+            "source": self.loaded.source,
+            "revision": self.loaded.revision,
+            "device": str(self.loaded.device),
+            "dtype": str(self.loaded.dtype).removeprefix("torch."),
+            "load_in": self.loaded.load_in,
+            "device_map": self.settings.get("device_map"),
+            "attn_implementation": getattr(model.config, "_attn_implementation", None),
+            "scoring": self.settings["scoring"],
+            "max_new_tokens": self.settings["max_new_tokens"] if self.settings["scoring"] == "generate" else None,
+            "fast_encoder": self.settings["fast_encoder"],
+            "prompt_id": self.prompt_id,
+            "prompt_sha256": self.prompt_sha256,
+            "prompt_text": self.rendered.text,
+            "answers": self.prompt.answers,
+            "answer_token_ids": None if self.answers is None else {
+                "SPEECH": sorted(self.answers.speech), "NONSPEECH": sorted(self.answers.nonspeech)},
+            "padding": self.policy.describe(),
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+        }
+
+    def timings(self) -> dict[str, Any]:
+        """Stage timings for run.json: features and forward seconds, cases, batches, warm-up.
+
+        Each case's latency_ms is its batch's features+forward time divided by the batch size.
+        """
+        return {**self.timer.summary(), "warmup_s": self._warmup_s,
+                "latency_definition": "per case: (features + forward of its batch) / batch size"}
+
+    # -- predictions -------------------------------------------------------------------------
+
+    def warmup(self) -> None:
+        """One untimed batch (kernel selection, allocator), then the counters start from zero."""
+        rng = np.random.default_rng(0)
+        clip = (0.01 * rng.standard_normal(SAMPLE_RATE // 2)).astype(np.float32)
+        size = min(int(self.settings.get("batch_size") or 2), self.max_batch_size)
+        start = time.perf_counter()
+        self.predict_batch([AudioRequest(key=f"warmup-{i}", waveform=clip, duration_ms=500)
+                            for i in range(max(size, 1))])
+        self._warmup_s = round(time.perf_counter() - start, 6)
+        self.timer.reset()
+
+    def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:
+        presented = [present(r, self.policy) for r in requests]
+        predictions: list[Prediction | None] = [None] * len(requests)
+        runnable = []
+        for i, (request, clip) in enumerate(zip(requests, presented)):
+            problem = self._unservable(request, clip)
+            if problem:
+                failed = Prediction.failed(problem)
+                failed.n_audio_tokens, failed.padding = clip.n_audio_tokens, clip.padding
+                predictions[i] = failed
+            else:
+                runnable.append(i)
+        size = int(self.settings.get("batch_size") or self.max_batch_size)
+        for start in range(0, len(runnable), max(size, 1)):
+            chunk = runnable[start:start + size]
+            for i, prediction in zip(chunk, self._predict_chunk([presented[i] for i in chunk])):
+                predictions[i] = prediction
+        return predictions
+
+    def _unservable(self, request: AudioRequest, clip) -> str | None:
+        if clip.n_audio_tokens == 0:
+            return (f"clip of {request.duration_ms} ms reaches Qwen2-Audio as 0 audio tokens (one per "
+                    f"40 ms; 25 ms is the least that yields one), so the model would answer without "
+                    f"hearing it; present it in a container with --qsm-pad-ms (e.g. 100)")
+        if len(clip.waveform) > MAX_FRAMES * 160:
+            return (f"clip of {request.duration_ms} ms is longer than the 30 s Qwen2-Audio's feature "
+                    f"extractor takes; cut it into shorter segments")
+        return None
+
+    def _predict_chunk(self, clips) -> list[Prediction]:
+        import torch
+
+        from qsm_eval.backends.qwen2_audio.encoder import frames_needed
+        from qsm_eval.backends.qwen2_audio.inputs import build_inputs
+        from qsm_eval.backends.qwen2_audio.scoring import score_generate, score_logits
+
+        s, model, tokenizer = self.settings, self.loaded.model, self.processor.tokenizer
+        fast = s["fast_encoder"]
+        before = dict(self.timer.seconds)
+        with self.timer.stage("features"):
+            frames = frames_needed(max(mel_frames(len(c.waveform)) for c in clips)) if fast else MAX_FRAMES
+            device = self.loaded.device
+            batch = build_inputs(self.processor, self.rendered.text, [c.waveform for c in clips],
+                                 frames=frames, feature_device=str(device) if device.type == "cuda" else "cpu")
+            batch = batch.to(device)
+        if batch.n_audio_tokens != [c.n_audio_tokens for c in clips]:
+            raise RuntimeError(f"audio-token counts disagree: feature extractor {batch.n_audio_tokens}, "
+                               f"presentation {[c.n_audio_tokens for c in clips]}")
+        with self.timer.stage("forward"), torch.inference_mode():
+            try:
+                if s["scoring"] == "logits":
+                    scored = score_logits(model, tokenizer, batch, self.answers, fast_encoder=fast)
+                else:
+                    scored = score_generate(model, tokenizer, batch, self.prompt, self.answers,
+                                            fast_encoder=fast, max_new_tokens=int(s["max_new_tokens"]))
+            except torch.cuda.OutOfMemoryError as exc:
+                raise BackendError(f"out of GPU memory on a batch of {len(clips)} clips; lower "
+                                   f"--qsm-batch-size or use --qsm-load-in 8bit") from exc
+        self.timer.count(len(clips))
+        spent = sum(self.timer.seconds[k] - before.get(k, 0.0) for k in self.timer.seconds)
+        latency_ms = 1000.0 * spent / len(clips)
+        predictions = []
+        for clip, answer in zip(clips, scored):
+            confidence = None
+            if answer.p_speech is not None and answer.label != "UNKNOWN":
+                # The probability of the label given, which in generate mode is the parser's.
+                confidence = answer.p_speech if answer.label == "SPEECH" else 1.0 - answer.p_speech
+            predictions.append(Prediction(
+                label=answer.label, p_speech=answer.p_speech, raw_output=answer.raw_output,
+                confidence=confidence, n_audio_tokens=clip.n_audio_tokens, parse_status=answer.parse_status,
+                padding=clip.padding, latency_ms=latency_ms))
+        return predictions
+
+    def _answer_tokens(self):
+        from qsm_eval.backends.qwen2_audio.scoring import answer_tokens
+        try:
+            return answer_tokens(self.processor.tokenizer, self.prompt)
+        except BackendError:
+            if self.settings["scoring"] == "logits":
+                raise
+            return None  # generate mode still works; it just has no p_speech
+
+    def close(self) -> None:
+        import torch
+
+        self.loaded = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+__all__ = ["Qwen2AudioBackend", "parse_flag"]

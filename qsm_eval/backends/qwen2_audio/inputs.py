@@ -1,0 +1,56 @@
+"""Model inputs for a batch of clips: the expanded chat text and the log-mel features.
+
+This does what Qwen2AudioProcessor does (one <|AUDIO|> per encoder output token, the
+WhisperFeatureExtractor's features and frame mask) with two differences that matter for
+speed and nothing else: the features can be computed for fewer than the 30 s of frames the
+processor always pads to (the fast encoder path), and on the model's device. Rows are
+left-padded, and position ids count only real tokens, so a clip's row is the same sequence
+whatever else shares its batch. tests/qwen checks these inputs against the processor's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from qsm_eval.backends.qwen2_audio.presentation import MAX_FRAMES, SAMPLE_RATE, audio_tokens_for_frames
+from qsm_eval.backends.qwen2_audio.prompts import AUDIO_PLACEHOLDER
+
+
+@dataclass
+class BatchInputs:
+    input_ids: object               # (batch, seq) long, left-padded
+    attention_mask: object          # (batch, seq)
+    position_ids: object            # (batch, seq): 0.. over real tokens only
+    input_features: object          # (batch, mel bins, frames)
+    feature_attention_mask: object  # (batch, frames): 1 on the clip's own frames
+    n_audio_tokens: list[int]
+
+    def to(self, device) -> BatchInputs:
+        return BatchInputs(*(t.to(device) for t in (
+            self.input_ids, self.attention_mask, self.position_ids,
+            self.input_features, self.feature_attention_mask)), self.n_audio_tokens)
+
+
+def build_inputs(processor, chat_text: str, waveforms: list[np.ndarray], *, frames: int = MAX_FRAMES,
+                 feature_device: str = "cpu") -> BatchInputs:
+    """Inputs for ``waveforms`` (16 kHz float32), with ``frames`` mel frames per clip."""
+    import torch
+
+    extractor = processor.feature_extractor
+    features = extractor(
+        waveforms, sampling_rate=SAMPLE_RATE, padding="max_length",
+        max_length=frames * extractor.hop_length, truncation=True,
+        return_attention_mask=True, return_tensors="pt", device=feature_device)
+    frame_mask = features["attention_mask"]
+    counts = [audio_tokens_for_frames(int(n)) for n in frame_mask.sum(-1).tolist()]
+
+    texts = [chat_text.replace(AUDIO_PLACEHOLDER, AUDIO_PLACEHOLDER * n) for n in counts]
+    tokens = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt",
+                                 add_special_tokens=False)
+    mask = tokens["attention_mask"]
+    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+    return BatchInputs(input_ids=tokens["input_ids"], attention_mask=mask, position_ids=position_ids,
+                       input_features=features["input_features"].to(torch.float32),
+                       feature_attention_mask=frame_mask, n_audio_tokens=counts)

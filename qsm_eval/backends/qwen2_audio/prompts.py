@@ -1,0 +1,111 @@
+"""Prompts: the question put to the model, its two answers, and the exact chat text it sees.
+
+A prompt file has header lines ``key: value`` (``system``, ``speech``, ``nonspeech``), a
+line ``---``, then the user text; lines starting with ``#`` before the ``---`` are comments.
+The built-ins live in qsm_eval/prompts/<name>.txt in that same format. The system prompt is
+always written into the chat, so the chat template's own default never applies silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from qsm_eval.backends.base import BackendError
+
+BUILTIN_DIR = Path(__file__).resolve().parents[2] / "prompts"
+DEFAULT_PROMPT = "labels"
+AUDIO_PLACEHOLDER = "<|AUDIO|>"
+_KEYS = ("system", "speech", "nonspeech")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    prompt_id: str          # the built-in's name, or "file:<path>"
+    system: str
+    user: str
+    speech_answer: str      # what the model says for SPEECH ("SPEECH", "A")
+    nonspeech_answer: str   # what the model says for NONSPEECH ("NONSPEECH", "B")
+
+    @property
+    def answers(self) -> dict[str, str]:
+        return {"SPEECH": self.speech_answer, "NONSPEECH": self.nonspeech_answer}
+
+    def messages(self) -> list[dict]:
+        """The chat: the explicit system turn, then the clip followed by the question."""
+        return [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": [{"type": "audio", "audio_url": "clip"},
+                                         {"type": "text", "text": self.user}]},
+        ]
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """The chat text with one <|AUDIO|> placeholder, before the processor expands it per clip."""
+
+    prompt: Prompt
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.stem for p in BUILTIN_DIR.glob("*.txt"))
+
+
+def resolve_prompt(spec: str | None) -> Prompt:
+    """A built-in by name, or a prompt file by path."""
+    spec = spec or DEFAULT_PROMPT
+    builtin = BUILTIN_DIR / f"{spec}.txt"
+    if "/" not in spec and "\\" not in spec and builtin.is_file():
+        return parse_prompt_text(builtin.read_text(encoding="utf-8"), spec, origin=str(builtin))
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return parse_prompt_text(path.read_text(encoding="utf-8"), f"file:{path}", origin=str(path))
+    raise BackendError(f"--qsm-prompt {spec!r} is neither a built-in prompt "
+                       f"({', '.join(builtin_names())}) nor an existing prompt file")
+
+
+def parse_prompt_text(text: str, prompt_id: str, *, origin: str) -> Prompt:
+    head, sep, user = text.partition("\n---\n")
+    if not sep:
+        raise BackendError(f"prompt file {origin} has no '---' line between its header "
+                           f"(system/speech/nonspeech) and the user text")
+    fields: dict[str, str] = {}
+    for number, line in enumerate(head.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, colon, value = line.partition(":")
+        key = key.strip().lower()
+        if not colon or key not in _KEYS:
+            raise BackendError(f"prompt file {origin} line {number}: expected 'key: value' with key "
+                               f"one of {', '.join(_KEYS)}, got {line!r}")
+        fields[key] = value.strip()
+    missing = [k for k in _KEYS if not fields.get(k)]
+    if missing:
+        raise BackendError(f"prompt file {origin} lacks {', '.join(missing)}; every prompt states its "
+                           f"system prompt and both answers explicitly")
+    if fields["speech"].casefold() == fields["nonspeech"].casefold():
+        raise BackendError(f"prompt file {origin}: the speech and nonspeech answers are the same word")
+    user = user.strip("\n")
+    if not user.strip():
+        raise BackendError(f"prompt file {origin} has no user text after '---'")
+    return Prompt(prompt_id=prompt_id, system=fields["system"], user=user,
+                  speech_answer=fields["speech"], nonspeech_answer=fields["nonspeech"])
+
+
+def render(prompt: Prompt, processor) -> RenderedPrompt:
+    """The chat text through the checkpoint's own chat template, checked for one audio slot."""
+    text = processor.apply_chat_template(prompt.messages(), add_generation_prompt=True, tokenize=False)
+    if isinstance(text, list):
+        text = text[0]
+    if text.count(AUDIO_PLACEHOLDER) != 1:
+        raise BackendError(f"the chat template rendered {text.count(AUDIO_PLACEHOLDER)} "
+                           f"{AUDIO_PLACEHOLDER} slots for prompt {prompt.prompt_id}; expected exactly one")
+    if prompt.system not in text:
+        raise BackendError(f"the chat template dropped the system prompt of {prompt.prompt_id}")
+    return RenderedPrompt(prompt=prompt, text=text)
