@@ -20,11 +20,19 @@ METADATA_COLUMNS = (
 )
 
 
+def to_pcm16(signal: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] as the 16-bit samples write_clip stores (int16 passes as is)."""
+    signal = np.asarray(signal)
+    if signal.dtype == np.int16:
+        return signal
+    return np.clip(np.round(np.asarray(signal, dtype=np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+
+
 def write_clip(path: str | Path, signal: np.ndarray, audio_format: str = "WAV") -> None:
-    """Write float audio in [-1, 1] as 16 kHz mono 16-bit WAV or FLAC."""
+    """Write float audio in [-1, 1] (or int16 samples) as 16 kHz mono 16-bit WAV or FLAC."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pcm = np.clip(np.round(np.asarray(signal, dtype=np.float64) * 32767.0), -32768, 32767).astype(np.int16)
+    pcm = to_pcm16(signal)
     sf.write(str(path), pcm, SAMPLE_RATE, subtype="PCM_16", format=audio_format)
 
 

@@ -1,0 +1,326 @@
+"""What every corpus builder shares: options, placing and checking windows, writing the set.
+
+A corpus module reads its raw format into ``Region`` records and hands them to
+``build_segment_set``; everything after that (margin, splits, seeded windows, rejection,
+writing, the balance report) happens here, the same way for every corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from rich.console import Console
+
+from qsm_eval.build.balance import REPORT_CSV, REPORT_TEXT, balance_rows, balance_table, save_balance
+from qsm_eval.build.errors import BuildError
+from qsm_eval.build.regions import Region, eligible_regions
+from qsm_eval.build.sourceaudio import clipped_spans, read_16k, read_native
+from qsm_eval.build.splits import assign_splits, largest_remainder, parse_splits
+from qsm_eval.build.windows import (
+    Window, candidate_windows, sample_bounds, select_windows, window_fault)
+from qsm_eval.build.writer import to_pcm16, write_clip, write_metadata
+from qsm_eval.segments import METADATA_FILE, SAMPLE_RATE
+
+DEFAULT_DURATIONS_MS = (20, 40, 60, 80, 100, 200, 500, 1000)
+BUILD_FILE = "build.json"
+# Candidates drawn per allowed window of a region: room to replace rejected or
+# overlapping draws without walking the whole corpus again.
+ATTEMPTS_PER_SLOT = 4
+TRUNCATED = "truncated"
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    out_dir: Path
+    dataset: str
+    durations_ms: tuple[int, ...]
+    per_class: int
+    margin_s: float
+    max_per_region: int
+    splits: tuple[tuple[str, float], ...]
+    seed: str
+    audio_format: str
+    overwrite: bool
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, dataset: str,
+                         margin_s: float = 1.0, margin_help: str = "") -> None:
+    group = parser.add_argument_group("segment set")
+    group.add_argument("--out", required=True, type=Path,
+                       help="directory to write the segment set to (audio/, metadata, reports)")
+    group.add_argument("--dataset", default=dataset,
+                       help=f"value of the dataset column (default: {dataset})")
+    group.add_argument("--durations", nargs="+", type=int, default=list(DEFAULT_DURATIONS_MS),
+                       metavar="MS", help="clip durations in ms (default: %(default)s)")
+    group.add_argument("--per-class", type=int, default=100, metavar="N",
+                       help="clips per class per duration, over all splits (default: %(default)s)")
+    group.add_argument("--margin", type=float, default=margin_s, metavar="SECONDS",
+                       help=margin_help or "keep windows this far inside annotated regions, from "
+                       "each edge (default: %(default)s)")
+    group.add_argument("--max-per-region", type=int, default=2, metavar="N",
+                       help="at most N windows of one duration per region, so no recording "
+                       "dominates (default: %(default)s)")
+    group.add_argument("--splits", nargs="+", default=["test"], metavar="NAME=FRACTION",
+                       help="splits by recording, e.g. dev=0.2 test=0.8 (default: test)")
+    group.add_argument("--seed", default="0", help="seed of every random choice (default: 0)")
+    group.add_argument("--format", dest="audio_format", choices=("wav", "flac"), default="wav",
+                       help="16 kHz mono 16-bit audio container (default: wav)")
+    group.add_argument("--overwrite", action="store_true",
+                       help="replace a segment set already in --out")
+
+
+def options_from_args(args: argparse.Namespace) -> BuildOptions:
+    bad = [d for d in args.durations if d <= 0 or d * SAMPLE_RATE % 1000]
+    if bad:
+        raise BuildError(f"--durations: {bad[0]} ms is not a positive whole number of "
+                         f"{SAMPLE_RATE} Hz samples")
+    if args.per_class < 1:
+        raise BuildError(f"--per-class must be at least 1, got {args.per_class}")
+    if args.max_per_region < 1:
+        raise BuildError(f"--max-per-region must be at least 1, got {args.max_per_region}")
+    if not (math.isfinite(args.margin) and args.margin >= 0):
+        raise BuildError(f"--margin must be 0 or more seconds, got {args.margin}")
+    return BuildOptions(
+        out_dir=Path(args.out), dataset=args.dataset,
+        durations_ms=tuple(sorted(set(args.durations))), per_class=args.per_class,
+        margin_s=args.margin, max_per_region=args.max_per_region,
+        splits=parse_splits(args.splits), seed=str(args.seed),
+        audio_format=args.audio_format, overwrite=args.overwrite)
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (split, label, condition, duration) stratum and the windows it needs."""
+
+    split: str
+    label: str
+    condition: str | None
+    duration_ms: int
+    count: int
+    regions: tuple[Region, ...]
+
+    @property
+    def name(self) -> str:
+        kind = self.label + (f"/{self.condition}" if self.condition else "")
+        return f"split {self.split}, {kind}, {self.duration_ms} ms"
+
+    def candidates(self, options: BuildOptions):
+        stream = f"{self.label}/{self.condition or ''}"
+        return lambda: candidate_windows(list(self.regions), self.duration_ms, options.seed,
+                                         stream, options.max_per_region * ATTEMPTS_PER_SLOT)
+
+
+Stratum = tuple[str, "str | None"]   # (label, condition): one kind of clip the set holds
+
+
+def plan_cells(regions: list[Region], strata: list[Stratum], options: BuildOptions) -> list[Cell]:
+    """Split the recordings, share the counts, and check that every cell can be filled.
+
+    SPEECH and NONSPEECH get ``per_class`` clips per duration each; the strata of one label
+    (AVA's speech conditions) get equal shares of it, so a condition's accuracy is not an
+    artefact of its frequency in the corpus. Regions of no stratum still keep the others
+    clear of them (through the margin) but give no clips.
+    """
+    eligible = eligible_regions(regions, options.margin_s)
+    for label, condition in strata:
+        if not any(r.label == label and r.condition == condition for r in eligible):
+            raw = sum(r.label == label and r.condition == condition for r in regions)
+            kind = label + (f"/{condition}" if condition else "")
+            raise BuildError(f"too few eligible regions: {kind} has none ({raw} annotated, none "
+                             f"longer than twice the {options.margin_s:g} s margin); "
+                             "lower --margin or add recordings")
+    wanted = [r for r in eligible if (r.label, r.condition) in strata]
+    assignment = assign_splits((r.source_id for r in wanted), options.splits, options.seed)
+    split_counts = largest_remainder(options.per_class, [f for _, f in options.splits])
+    labels = sorted({label for label, _ in strata})
+    cells = []
+    for (split, _), split_count in zip(options.splits, split_counts):
+        for label in labels:
+            kinds = [s for s in strata if s[0] == label]
+            for (_, condition), count in zip(kinds, largest_remainder(split_count, [1.0] * len(kinds))):
+                pool = tuple(r for r in wanted if assignment[r.source_id] == split
+                             and r.label == label and r.condition == condition)
+                for duration_ms in options.durations_ms:
+                    if count:
+                        cell = Cell(split, label, condition, duration_ms, count, pool)
+                        _check_capacity(cell, options)
+                        cells.append(cell)
+    return cells
+
+
+def _check_capacity(cell: Cell, options: BuildOptions) -> None:
+    length = cell.duration_ms * SAMPLE_RATE // 1000
+    fitting = [r for r in cell.regions if sample_bounds(r, length) is not None]
+    if len(fitting) * options.max_per_region < cell.count:
+        sources = len({r.source_id for r in fitting})
+        raise BuildError(
+            f"too few eligible regions for {cell.name}: {cell.count} clips needed but only "
+            f"{len(fitting)} region(s) in {sources} recording(s) hold a {cell.duration_ms} ms "
+            f"window {options.margin_s:g} s inside their edges, at most "
+            f"{options.max_per_region} each; lower --per-class or --margin, raise "
+            "--max-per-region, or add recordings")
+
+
+def select_all(cells: list[Cell], options: BuildOptions) -> tuple[dict, dict]:
+    """Fill every cell: walk, read the audio the pending windows need, repeat.
+
+    Returns the kept windows per cell and the 16-bit audio of every checked good window.
+    """
+    faults: dict[tuple, str | None] = {}
+    pcm: dict[tuple, np.ndarray] = {}
+    clipped: dict[str, list] = {}
+    while True:
+        selections = {cell: select_windows(cell.candidates(options), cell.count,
+                                           options.max_per_region, faults,
+                                           lookahead=max(2, cell.count // 5))
+                      for cell in cells}
+        pending: dict[str, list[Window]] = defaultdict(list)
+        for selection in selections.values():
+            for window in selection.pending:
+                pending[window.region.audio].append(window)
+        if not pending:
+            break
+        for audio in sorted(pending):
+            if audio not in clipped:
+                clipped[audio] = clipped_spans(*read_native(Path(audio)))
+            signal = read_16k(Path(audio))
+            for window in pending[audio]:
+                cut = to_pcm16(signal[window.start:window.start + window.length])
+                if len(cut) < window.length:
+                    faults[window.key] = TRUNCATED
+                    continue
+                faults[window.key] = window_fault(cut, window, clipped[audio])
+                if faults[window.key] is None:
+                    pcm[window.key] = cut
+    for cell, selection in selections.items():
+        if len(selection.kept) < cell.count:
+            rejected = ", ".join(f"{n} {why}" for why, n in sorted(selection.rejected.items()))
+            raise BuildError(
+                f"too few usable windows for {cell.name}: {len(selection.kept)} of {cell.count} "
+                f"found in {len(cell.regions)} eligible region(s) (rejected: {rejected or 'none'}); "
+                "lower --per-class or raise --max-per-region")
+    return selections, pcm
+
+
+def build_segment_set(regions: list[Region], strata: list[Stratum], options: BuildOptions,
+                      corpus: str, settings: dict, console: Console) -> list[dict]:
+    """Cut, check and write the segment set; return its metadata records."""
+    _check_out_dir(options)
+    cells = plan_cells(regions, strata, options)
+    selections, pcm = select_all(cells, options)
+    _clear_out_dir(options)
+    chosen = [(cell, window) for cell, selection in selections.items() for window in selection.kept]
+    chosen.sort(key=lambda cw: (cw[0].split, cw[0].label, cw[0].condition or "",
+                                cw[0].duration_ms, cw[1].region.source_id, cw[1].region.audio,
+                                cw[1].start))
+    records = []
+    extension = options.audio_format
+    for segment_id, (cell, window) in enumerate(chosen):
+        audio_path = (f"audio/{cell.split}/{cell.duration_ms}ms/"
+                      f"{segment_id:06d}_{cell.label.lower()}.{extension}")
+        clip = pcm[window.key]
+        write_clip(options.out_dir / audio_path, clip, audio_format=extension.upper())
+        region = window.region
+        records.append({
+            "segment_id": segment_id, "audio_path": audio_path, "label": cell.label,
+            "duration_ms": cell.duration_ms, "dataset": options.dataset,
+            "source_id": region.source_id, "split": cell.split, "condition": region.condition,
+            "category": region.category, "start_s": window.start_s, "end_s": window.end_s,
+            "original_label": region.original_label, "rms_dbfs": _rms_dbfs(clip),
+            **dict(region.extra),
+        })
+    write_metadata(options.out_dir, records)
+    rejected = {(c.split, c.label, c.condition, c.duration_ms): s.rejected
+                for c, s in selections.items()}
+    rows = balance_rows(records, rejected)
+    title = f"{options.dataset}: {len(records)} clips from {corpus}"
+    save_balance(options.out_dir, rows, title)
+    _write_build_file(options, corpus, settings, records, rejected)
+    console.print(balance_table(rows, title))
+    return records
+
+
+def _rms_dbfs(pcm: np.ndarray) -> float:
+    rms = math.sqrt(float(np.mean(np.square(pcm.astype(np.float64))))) / 32768
+    return round(20 * math.log10(max(rms, 1e-10)), 2)
+
+
+def _our_paths(out: Path) -> list[Path]:
+    return [out / "audio", out / METADATA_FILE, out / REPORT_TEXT, out / REPORT_CSV, out / BUILD_FILE]
+
+
+def _check_out_dir(options: BuildOptions) -> None:
+    """Refuse an --out that holds anything but a segment set we may replace (checked
+    before the work, so a mistake costs nothing)."""
+    out = options.out_dir
+    ours = _our_paths(out)
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not options.overwrite:
+            raise BuildError(f"--out {out}: the directory is not empty; pass --overwrite to "
+                             "replace the segment set in it, or choose another directory")
+        strangers = sorted(p.name for p in out.iterdir() if p not in ours)
+        if strangers:
+            # Refuse rather than delete files this builder did not write.
+            raise BuildError(f"--out {out}: holds files a builder did not write "
+                             f"({', '.join(strangers[:3])}); choose another directory")
+
+
+def _clear_out_dir(options: BuildOptions) -> None:
+    """Remove the previous set (only what a builder writes), once the new one is ready."""
+    out = options.out_dir
+    for path in _our_paths(out):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _write_build_file(options: BuildOptions, corpus: str, settings: dict, records: list[dict],
+                      rejected: dict[tuple, Counter]) -> None:
+    """The parameters that reproduce the set, beside it (no paths or times: rebuilds match)."""
+    total = Counter()
+    for counts in rejected.values():
+        total.update(counts)
+    manifest = {
+        "corpus": corpus, "dataset": options.dataset, "seed": options.seed,
+        "durations_ms": list(options.durations_ms), "per_class": options.per_class,
+        "margin_s": options.margin_s, "max_per_region": options.max_per_region,
+        "splits": {name: fraction for name, fraction in options.splits},
+        "format": options.audio_format, **settings,
+        "clips": len(records), "sources": len({r["source_id"] for r in records}),
+        "rejected": dict(sorted(total.items())),
+    }
+    (options.out_dir / BUILD_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+
+
+def run_builder(args: argparse.Namespace, corpus: str,
+                read_regions: Callable[[argparse.Namespace], list[Region]],
+                strata: list[Stratum],
+                settings: Callable[[argparse.Namespace], dict] | None = None) -> int:
+    """The CLI entry of a builder: bad input is one line on stderr and exit status 2.
+
+    ``settings`` gives the corpus-specific parameters recorded in build.json.
+    """
+    console = Console()
+    try:
+        options = options_from_args(args)
+        regions = read_regions(args)
+        records = build_segment_set(regions, strata, options, corpus,
+                                    settings(args) if settings else {}, console)
+    except BuildError as exc:
+        print(f"qsm-eval build {corpus}: error: {exc}", file=sys.stderr)
+        return 2
+    console.print(f"wrote {len(records)} clips and {METADATA_FILE} to {options.out_dir}")
+    return 0
