@@ -92,7 +92,7 @@ def read_regions(args: argparse.Namespace) -> list[Region]:
 
 def run(args: argparse.Namespace) -> int:
     strata = [("NONSPEECH", None)] + [("SPEECH", c) for c in sorted(args.conditions)]
-    return run_builder(args, CORPUS, read_regions, strata, settings)
+    return run_builder(args, "ava", CORPUS, read_regions, strata, settings)
 
 
 def settings(args: argparse.Namespace) -> dict:

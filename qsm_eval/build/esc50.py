@@ -125,4 +125,4 @@ def settings(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_builder(args, CORPUS, read_regions, [("NONSPEECH", None)], settings)
+    return run_builder(args, "esc50", CORPUS, read_regions, [("NONSPEECH", None)], settings)

@@ -305,7 +305,7 @@ def _write_build_file(options: BuildOptions, corpus: str, settings: dict, record
     (options.out_dir / BUILD_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
-def run_builder(args: argparse.Namespace, corpus: str,
+def run_builder(args: argparse.Namespace, command: str, corpus: str,
                 read_regions: Callable[[argparse.Namespace], list[Region]],
                 strata: list[Stratum],
                 settings: Callable[[argparse.Namespace], dict] | None = None) -> int:
@@ -320,7 +320,7 @@ def run_builder(args: argparse.Namespace, corpus: str,
         records = build_segment_set(regions, strata, options, corpus,
                                     settings(args) if settings else {}, console)
     except BuildError as exc:
-        print(f"qsm-eval build {corpus}: error: {exc}", file=sys.stderr)
+        print(f"qsm-eval build {command}: error: {exc}", file=sys.stderr)
         return 2
     console.print(f"wrote {len(records)} clips and {METADATA_FILE} to {options.out_dir}")
     return 0

@@ -81,4 +81,4 @@ def read_regions(args: argparse.Namespace) -> list[Region]:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_builder(args, CORPUS, read_regions, [("NONSPEECH", None), ("SPEECH", None)])
+    return run_builder(args, "voxconverse", CORPUS, read_regions, [("NONSPEECH", None), ("SPEECH", None)])

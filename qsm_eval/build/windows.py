@@ -82,7 +82,8 @@ def candidate_windows(regions: list[Region], duration_ms: int, seed: object, str
     generators = {}
     for source_id in order:
         rng = stable_rng(seed, source_id, duration_ms, stream)
-        fitting = by_source[source_id]
+        # Sorted first, so the order regions arrive in changes nothing.
+        fitting = sorted(by_source[source_id], key=lambda rb: (rb[0].audio, rb[0].start_s, rb[0].end_s))
         by_source[source_id] = [fitting[i] for i in rng.permutation(len(fitting))]
         generators[source_id] = rng
     most = max(len(fitting) for fitting in by_source.values())
