@@ -3,7 +3,13 @@
 import io
 
 import pandas as pd
+import scipy.signal  # noqa: F401
+import sklearn.metrics  # noqa: F401
 
+# The plugin imports scipy.signal and sklearn on first use. Inside a pytester in-process
+# run that first use would be undone afterwards (sys.modules is restored), and numpy's C
+# extensions refuse a second load: import them once, here, for the whole session.
+#
 # pytester's in-process runs restore sys.modules afterwards, dropping modules first imported
 # inside them. pandas imports its pyarrow extension types lazily, on the first parquet
 # round trip; if that happened inside an inner run, the next one in the outer process

@@ -14,16 +14,19 @@ import re
 import time
 from importlib.resources import files
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from qsm_eval import config as qsm_config
 from qsm_eval.analysis.gates import Gate, GateError, evaluate_gates
 from qsm_eval.backends import BackendError, create_backend
-from qsm_eval.cache import PredictionCache
-from qsm_eval.results import ResultWriter, RunManifest, rows_to_table
-from qsm_eval.runner import Runner
-from qsm_eval.segments import Segment, SegmentSetError, expand_set_paths, load_segment_set, metadata_sha256
+
+# This module is loaded by every pytest process that has qsm-eval installed, evals or not:
+# the data stack (pandas, pyarrow, soundfile, scipy) is imported on first use instead.
+if TYPE_CHECKING:
+    from qsm_eval.runner import Runner
+    from qsm_eval.segments import Segment
 
 RESULT_PROPERTY = "qsm_result"
 MISS_PROPERTY = "qsm_miss"
@@ -138,6 +141,8 @@ class QsmSession:
 
     # --- collection -------------------------------------------------------------------
     def load_segments(self) -> list[Segment | InvalidSegmentSet]:
+        from qsm_eval.segments import SegmentSetError, expand_set_paths, load_segment_set
+
         if self.segments is not None:
             return self.segments
         patterns = self.settings["segments"] or [str(files("qsm_eval") / "data" / "demo")]
@@ -164,6 +169,9 @@ class QsmSession:
                 self.backend = create_backend(settings["model"], settings)
             except BackendError as exc:
                 pytest.exit(f"qsm-eval: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            from qsm_eval.cache import PredictionCache
+            from qsm_eval.runner import Runner
+
             cache = PredictionCache(self.settings["cache"]) if self.settings["cache"] else None
             self.runner = Runner(self.backend, self.settings["batch_size"], cache=cache)
         return self.backend
@@ -201,6 +209,9 @@ class QsmSession:
 
     # --- results (controller) ---------------------------------------------------------
     def start_run(self) -> None:
+        from qsm_eval.results import ResultWriter, RunManifest
+        from qsm_eval.segments import metadata_sha256
+
         self.load_segments()  # on the xdist controller, only to record what was evaluated
         self.writer = ResultWriter(self.run_dir)
         self.manifest = RunManifest(run_id=self.run_id, model=self.settings["model"],
@@ -281,6 +292,8 @@ class QsmSession:
                                               color=terminalreporter.hasmarkup))
 
     def results_frame(self):
+        from qsm_eval.results import rows_to_table
+
         return rows_to_table(self.writer.rows).to_pandas()
 
 
@@ -288,7 +301,7 @@ class QsmSession:
 def _segment_of(item) -> Segment | None:
     callspec = getattr(item, "callspec", None)
     value = callspec.params.get(SEGMENT_ARG) if callspec else None
-    return value if isinstance(value, Segment) else None
+    return None if value is None or isinstance(value, InvalidSegmentSet) else value
 
 
 def _xdist_queue(config):
@@ -348,7 +361,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     cases = qsm.load_segments()
     marks_cache: dict[tuple, list] = {}
     params, ids = [], []
-    multi_set = len({c.set_dir for c in cases if isinstance(c, Segment)}) > 1
+    multi_set = len({c.set_dir for c in cases if not isinstance(c, InvalidSegmentSet)}) > 1
     for case in cases:
         if isinstance(case, InvalidSegmentSet):
             params.append(pytest.param(case, marks=[pytest.mark.qsm_invalid_set]))

@@ -15,10 +15,12 @@ import math
 import operator
 import re
 from dataclasses import asdict, dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from qsm_eval.analysis.metrics import METRICS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 OPERATORS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 _GATE = re.compile(r"^\s*(?P<metric>[a-z0-9_]+)\s*(?:\[(?P<subset>[^\]]*)\])?\s*"
@@ -78,6 +80,8 @@ class Gate:
         return cls(expression.strip(), metric, match["op"], bound, tuple(subset), min_n)
 
     def select(self, df: pd.DataFrame) -> pd.DataFrame:
+        import pandas as pd
+
         mask = pd.Series(True, index=df.index)
         for key, value in self.subset:
             column = SUBSET_COLUMNS[key]

@@ -8,11 +8,15 @@ detected anything. ``METRICS`` is the registry gates look names up in.
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-import pandas as pd
-from sklearn.metrics import balanced_accuracy_score, precision_recall_fscore_support
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# scikit-learn is imported where it is used: the pytest plugin loads this module (through
+# the gates) in every pytest process, and sklearn alone costs seconds to import.
 
 POSITIVE = "SPEECH"
 
@@ -32,6 +36,8 @@ def balanced_accuracy(df: pd.DataFrame) -> float:
     """Mean recall over the true classes present; UNKNOWN counts as a miss for either class."""
     if df.empty:
         return float("nan")
+    from sklearn.metrics import balanced_accuracy_score
+
     y_true, y_pred = _labels(df)
     with warnings.catch_warnings():
         # sklearn warns that UNKNOWN is a predicted class absent from y_true: that is expected.
@@ -42,6 +48,8 @@ def balanced_accuracy(df: pd.DataFrame) -> float:
 def _prf(df: pd.DataFrame) -> tuple[float, float, float]:
     if df.empty:
         return float("nan"), float("nan"), float("nan")
+    from sklearn.metrics import precision_recall_fscore_support
+
     y_true, y_pred = _labels(df)
     precision, recall, f1, _ = precision_recall_fscore_support(
         y_true, y_pred, labels=[POSITIVE], average=None, zero_division=0.0)
@@ -116,6 +124,8 @@ SUMMARY_METRICS = ("n", "accuracy", "balanced_accuracy", "precision", "recall", 
 def summarize(df: pd.DataFrame, by: str | None = None,
               metrics: tuple[str, ...] = SUMMARY_METRICS) -> pd.DataFrame:
     """One row of metrics overall (by=None) or per value of the column ``by``."""
+    import pandas as pd
+
     groups = [("all", df)] if by is None else list(df.groupby(by, sort=True, dropna=False))
     rows = []
     for key, group in groups:
