@@ -16,12 +16,12 @@ from qsm_eval.analysis.metrics import summarize
 COLUMNS = (  # (metric, header, format)
     ("n", "n", "{:.0f}"),
     ("accuracy", "acc", "{:.3f}"),
-    ("balanced_accuracy", "bal acc", "{:.3f}"),
+    ("balanced_accuracy", "bal", "{:.3f}"),
     ("precision", "prec", "{:.3f}"),
-    ("recall", "recall", "{:.3f}"),
+    ("recall", "rec", "{:.3f}"),
     ("f1", "F1", "{:.3f}"),
-    ("unknown_rate", "unknown", "{:.1%}"),
-    ("median_latency_ms", "ms/case", "{:.2f}"),
+    ("unknown_rate", "unk", "{:.0%}"),
+    ("median_latency_ms", "ms", "{:.2f}"),
     ("segments_per_s", "seg/s", "{:,.0f}"),
 )
 
@@ -61,6 +61,9 @@ def render_summary(df: pd.DataFrame, verdicts: list, run_dir: Path, width: int =
         if df["dataset"].nunique() > 1:
             console.print(metrics_table(df, "dataset", "by dataset"))
         console.print(metrics_table(df, "duration_ms", "by duration"))
+        console.print("bal = balanced accuracy, rec = recall of SPEECH, unk = UNKNOWN answers, "
+                      "ms = median latency per case, seg/s = cases per second of model time",
+                      style="dim")
     for verdict in verdicts:
         style = "green" if verdict.passed else "bold red"
         console.print(Text(f"gate {verdict.message}", style=style), soft_wrap=True)
