@@ -6,7 +6,7 @@ load; compare the ratios within one run (the last column: against batch size 1).
 
     .venv/bin/python benchmarks/bench_vad_backends.py
     .venv/bin/python benchmarks/bench_vad_backends.py --segments DIR --batch-sizes 1 8 64 \\
-        --repeats 5 --silero-threads 1 2
+        --repeats 5 --silero-threads 1 2 --shuffle
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from qsm_eval import segments as segments_module
 from qsm_eval.backends import create_backend
 from qsm_eval.backends.base import AudioRequest
+from qsm_eval.seeding import stable_rng
 from qsm_eval.segments import load_segment_audio, load_segment_set
 
 DEMO_DIR = Path(segments_module.__file__).parent / "data" / "demo"
@@ -46,12 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--silero-threads", type=int, nargs="+", default=[1])
+    parser.add_argument("--shuffle", action="store_true",
+                        help="mix durations within batches (seeded), as -k selections and xdist do")
     args = parser.parse_args(argv)
 
     segs = load_segment_set(args.segments)
     requests = [AudioRequest(s.key, load_segment_audio(s), s.duration_ms) for s in segs]
+    if args.shuffle:
+        requests = [requests[i] for i in stable_rng("bench_vad_backends").permutation(len(requests))]
     total_s = sum(r.waveform.size for r in requests) / 16000
-    print(f"{len(requests)} clips, {total_s:.1f} s of audio, from {args.segments}")
+    order = "shuffled" if args.shuffle else "metadata order"
+    print(f"{len(requests)} clips, {total_s:.1f} s of audio, {order}, from {args.segments}")
     print(f"{'backend':<24}{'batch':>6}{'clips/s':>10}{'x batch 1':>11}")
     for label, options in configurations(args.silero_threads):
         name = label.split()[0]

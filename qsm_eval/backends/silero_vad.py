@@ -41,8 +41,9 @@ WINDOW_SAMPLES = 512          # the only window the 16 kHz model accepts
 MODEL_FILE = "silero_vad.jit"  # inside the wheel's silero_vad/data: no download, no torch.hub
 AGGREGATIONS = {"max": np.max, "mean": np.mean}
 # One model step (one window position, all rows of the call) costs about as much as this
-# many extra rows in it: measured ~200 us per step plus ~35 us per row, one CPU thread.
-STEP_COST_IN_ROWS = 6
+# many extra rows in it. The bare model measures ~6 (~200 us per step, ~35 us per row, one
+# thread); with the per-call overhead, 12 to 24 ran fastest on the shuffled demo set.
+STEP_COST_IN_ROWS = 16
 
 THRESHOLD = Option(
     "vad_threshold", float, 0.5,
