@@ -2,8 +2,7 @@
 digitally silent or clipped windows.
 
 Placement is a fixed, seeded sequence of candidates; selection walks it in order and keeps
-the first ``count`` that fit the cap, do not overlap a kept window of the same region, and
-pass the signal checks. Because the sequence is fixed, the result depends only on the
+the first ``count`` that fit the per-region cap and pass the signal checks. Because the sequence is fixed, the result depends only on the
 inputs and the seed, however many candidates were checked ahead of need.
 """
 
@@ -68,14 +67,15 @@ def candidate_windows(regions: list[Region], duration_ms: int, seed: object, str
     recording before it returns to any, so long windows do not all come from the first
     regions of the first recordings. Each source draws its positions from its own generator,
     seeded from (seed, source, duration, stream), so adding a recording leaves the
-    positions drawn in the others unchanged.
+    positions drawn in the others unchanged. A region's candidates never overlap: each is
+    drawn uniformly from the positions its earlier candidates leave free.
     """
     length = duration_ms * SAMPLE_RATE // 1000
-    by_source: dict[str, list[tuple[Region, tuple[int, int]]]] = defaultdict(list)
+    by_source: dict[str, list[tuple[Region, list[tuple[int, int]]]]] = defaultdict(list)
     for region in regions:
         bounds = sample_bounds(region, length)
         if bounds is not None:
-            by_source[region.source_id].append((region, bounds))
+            by_source[region.source_id].append((region, [bounds]))
     if not by_source:
         return
     order = stable_rng(seed, "source-order", duration_ms, stream).permutation(sorted(by_source))
@@ -83,7 +83,7 @@ def candidate_windows(regions: list[Region], duration_ms: int, seed: object, str
     for source_id in order:
         rng = stable_rng(seed, source_id, duration_ms, stream)
         # Sorted first, so the order regions arrive in changes nothing.
-        fitting = sorted(by_source[source_id], key=lambda rb: (rb[0].audio, rb[0].start_s, rb[0].end_s))
+        fitting = sorted(by_source[source_id], key=lambda rf: (rf[0].audio, rf[0].start_s, rf[0].end_s))
         by_source[source_id] = [fitting[i] for i in rng.permutation(len(fitting))]
         generators[source_id] = rng
     most = max(len(fitting) for fitting in by_source.values())
@@ -91,10 +91,32 @@ def candidate_windows(regions: list[Region], duration_ms: int, seed: object, str
         for rank in range(most):
             for source_id in order:
                 fitting = by_source[source_id]
-                if rank < len(fitting):
-                    region, (first, last) = fitting[rank]
-                    start = int(generators[source_id].integers(first, last + 1))
+                if rank < len(fitting) and fitting[rank][1]:
+                    region, free = fitting[rank]
+                    start = _draw(generators[source_id], free)
+                    free[:] = _block(free, start - length + 1, start + length - 1)
                     yield Window(region, start, length)
+
+
+def _draw(rng: np.random.Generator, free: list[tuple[int, int]]) -> int:
+    """A start position uniform over the free (inclusive) intervals."""
+    index = int(rng.integers(sum(b - a + 1 for a, b in free)))
+    for a, b in free:
+        if index <= b - a:
+            return a + index
+        index -= b - a + 1
+    raise AssertionError("index beyond the free positions")
+
+
+def _block(free: list[tuple[int, int]], low: int, high: int) -> list[tuple[int, int]]:
+    """The free intervals minus the starts ``low..high`` (inclusive)."""
+    kept = []
+    for a, b in free:
+        if a < low:
+            kept.append((a, min(b, low - 1)))
+        if b > high:
+            kept.append((max(a, high + 1), b))
+    return kept
 
 
 def window_fault(pcm: np.ndarray, window: Window, clipped: list[Span]) -> str | None:
@@ -127,7 +149,8 @@ class Selection:
 
 def select_windows(candidates: Callable[[], Iterator[Window]], count: int, max_per_region: int,
                    faults: dict[tuple, str | None], lookahead: int) -> Selection:
-    """Walk the candidate sequence and keep the first ``count`` usable windows.
+    """Walk the candidate sequence and keep the first ``count`` usable windows, at most
+    ``max_per_region`` from one region.
 
     ``faults`` maps a window key to its checked verdict. An unchecked candidate is held as
     if kept and listed in ``pending``; the walk stops once kept plus pending reach
@@ -135,12 +158,9 @@ def select_windows(candidates: Callable[[], Iterator[Window]], count: int, max_p
     with the verdicts of the pending windows until the selection is done.
     """
     selection = Selection()
-    taken: dict[Region, list[tuple[int, int]]] = defaultdict(list)
+    taken: Counter = Counter()
     for window in candidates():
-        spans = taken[window.region]
-        if len(spans) >= max_per_region:
-            continue
-        if any(window.start < end and start < window.start + window.length for start, end in spans):
+        if taken[window.region] >= max_per_region:
             continue
         if window.key not in faults:
             selection.pending.append(window)
@@ -149,7 +169,7 @@ def select_windows(candidates: Callable[[], Iterator[Window]], count: int, max_p
             continue
         else:
             selection.kept.append(window)
-        spans.append((window.start, window.start + window.length))
+        taken[window.region] += 1
         if len(selection.kept) >= count and not selection.pending:
             break
         if selection.pending and len(selection.kept) + len(selection.pending) >= count + lookahead:

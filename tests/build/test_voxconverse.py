@@ -1,0 +1,94 @@
+import pandas as pd
+import pytest
+
+from qsm_eval.build import voxconverse
+from qsm_eval.build.regions import union
+from qsm_eval.segments import load_segment_audio, load_segment_set
+
+MARGIN = 1.0
+
+
+@pytest.fixture(scope="module")
+def vox_set(vox_corpus, build, tmp_path_factory):
+    rttm, audio = vox_corpus
+    out = tmp_path_factory.mktemp("vox_set") / "set"
+    assert build(voxconverse, ["--rttm-dir", rttm, "--audio-dir", audio, "--out", out,
+                               "--per-class", 6, "--durations", 40, 500, "--format", "flac",
+                               "--splits", "dev=0.5", "test=0.5"]) == 0
+    return out
+
+
+def turns_of(corpora, uri):
+    return union((start, start + dur) for start, dur, _ in corpora.VOX_RECORDINGS[uri][1])
+
+
+def test_the_flac_set_loads_and_every_clip_passes(vox_set):
+    segments = load_segment_set(vox_set)
+    assert len(segments) == 2 * 2 * 6
+    assert all(s.audio_path.endswith(".flac") for s in segments)
+    for segment in segments:
+        assert load_segment_audio(segment).size == segment.duration_ms * 16
+
+
+def test_negatives_come_from_gaps_a_margin_away_from_every_turn(vox_set, corpora):
+    frame = pd.read_parquet(vox_set / "segments_metadata.parquet")
+    negatives = frame[frame.label == "NONSPEECH"]
+    assert set(negatives.original_label) == {"GAP"}
+    for row in negatives.itertuples():
+        for a, b in turns_of(corpora, row.source_id):
+            assert row.end_s <= a - MARGIN or row.start_s >= b + MARGIN, row
+        # The 0.8 s gap at 18.0-18.8 s is shorter than two margins: it gives nothing.
+        assert not 17.0 < row.start_s < 19.8
+    # Negatives share recordings with the positives.
+    positives = frame[frame.label == "SPEECH"]
+    for split in ("dev", "test"):
+        assert set(negatives[negatives.split == split].source_id) <= set(positives.source_id)
+
+
+def test_speech_windows_lie_in_the_union_of_turns_with_the_margin(vox_set, corpora):
+    frame = pd.read_parquet(vox_set / "segments_metadata.parquet")
+    for row in frame[frame.label == "SPEECH"].itertuples():
+        merged = turns_of(corpora, row.source_id)
+        assert any(a + MARGIN <= row.start_s and row.end_s <= b - MARGIN for a, b in merged), row
+    # The overlapping turns 1.0-6.0 and 5.5-9.0 are one region: a window may span 5.5-6.0.
+    assert (1.0 + MARGIN, 9.0 - MARGIN) in turns_of_with_margin(corpora)
+
+
+def turns_of_with_margin(corpora):
+    return [(a + MARGIN, b - MARGIN) for a, b in turns_of(corpora, "abjxc")]
+
+
+def test_splits_are_disjoint_by_recording(vox_set):
+    frame = pd.read_parquet(vox_set / "segments_metadata.parquet")
+    dev, test = (set(frame[frame.split == s].source_id) for s in ("dev", "test"))
+    assert dev and test and not dev & test
+
+
+@pytest.mark.parametrize("line, message", [
+    ("SPEAKER abjxc 1 2.0 1.0 <NA> <NA> spk00 <NA>", "x.rttm:2: expected an RTTM SPEAKER line with 10 fields"),
+    ("SPKR-INFO abjxc 1 <NA> <NA> <NA> unknown spk00 <NA> <NA>", "x.rttm:2: expected an RTTM SPEAKER line"),
+    ("SPEAKER abjxc 1 2.0 soon <NA> <NA> spk00 <NA> <NA>", "x.rttm:2: turn duration 'soon' is not a number"),
+])
+def test_a_malformed_rttm_line_is_named_by_file_and_line(line, message, build, tmp_path, capsys):
+    (tmp_path / "rttm").mkdir()
+    (tmp_path / "rttm" / "x.rttm").write_text(
+        f"SPEAKER abjxc 1 0.5 1.0 <NA> <NA> spk00 <NA> <NA>\n{line}\n")
+    assert build(voxconverse, ["--rttm-dir", tmp_path / "rttm", "--audio-dir", tmp_path,
+                               "--out", tmp_path / "o"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qsm-eval build voxconverse: error: ") and message in err
+    assert len(err.splitlines()) == 1
+
+
+def test_turns_beyond_the_audio_are_refused(corpora, build, tmp_path, capsys):
+    rttm, audio = corpora.write_rttm_corpus(tmp_path, {"long": (10.0, [(2.0, 30.0, "spk00")])})
+    assert build(voxconverse, ["--rttm-dir", rttm, "--audio-dir", audio, "--out", tmp_path / "o"]) == 2
+    assert "long.rttm: turns of 'long' run to 32.0 s but" in capsys.readouterr().err
+
+
+def test_recordings_without_long_gaps_give_too_few_negatives(corpora, build, tmp_path, capsys):
+    busy = {"busy": (12.0, [(0.0, 5.0, "spk00"), (5.5, 6.5, "spk01")])}
+    rttm, audio = corpora.write_rttm_corpus(tmp_path, busy)
+    assert build(voxconverse, ["--rttm-dir", rttm, "--audio-dir", audio, "--out", tmp_path / "o"]) == 2
+    err = capsys.readouterr().err
+    assert "too few eligible regions: NONSPEECH has none (1 annotated" in err
