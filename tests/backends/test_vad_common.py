@@ -1,0 +1,47 @@
+"""The framing and option rules the VAD baselines share."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qsm_eval.backends.base import BackendError, Option
+from qsm_eval.backends.vad_common import clip_problem, pad_to_whole_frames, read_option
+
+
+@pytest.mark.parametrize("samples, frame, frames, padding", [
+    (1, 512, 1, "zero-pad-end:512"),
+    (320, 512, 1, "zero-pad-end:512"),
+    (512, 512, 1, None),
+    (513, 512, 2, "zero-pad-end:1024"),
+    (16000, 160, 100, None),
+    (16000, 480, 34, "zero-pad-end:16320"),
+])
+def test_pad_to_whole_frames_keeps_the_clip_and_appends_zeros(samples, frame, frames, padding):
+    clip = np.linspace(-0.5, 0.5, samples, dtype=np.float32)
+    padded, n_frames, record = pad_to_whole_frames(clip, frame)
+    assert (n_frames, record) == (frames, padding)
+    assert padded.size == frames * frame
+    np.testing.assert_array_equal(padded[:samples], clip)
+    assert not padded[samples:].any()
+
+
+@pytest.mark.parametrize("waveform, words", [
+    (np.zeros(0, np.float32), "empty"),
+    (np.zeros((2, 10), np.float32), "mono"),
+    (np.array([0.1, np.nan], np.float32), "NaN"),
+])
+def test_clip_problem_names_what_is_wrong(waveform, words):
+    assert words in clip_problem(waveform)
+
+
+def test_clip_problem_accepts_a_mono_clip():
+    assert clip_problem(np.full(5, 0.1, np.float32)) is None
+
+
+def test_read_option_converts_defaults_and_refuses():
+    option = Option("demo_level", int, 2, choices=(1, 2, 3))
+    assert read_option("demo", option, {}) == 2
+    assert read_option("demo", option, {"demo_level": "3"}) == 3
+    with pytest.raises(BackendError, match=r"^demo: --qsm-demo-level .* demo_level = 7 .*allowed: 1, 2, 3$"):
+        read_option("demo", option, {"demo_level": 7})
