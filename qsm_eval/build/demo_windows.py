@@ -18,8 +18,8 @@ frame, so a quiet recording and a loud one are judged alike.
   frame reaches ``SPEECH_FLOOR_DB``: a short window lies in frames
   within ``STRONG_DB`` of the loudest frame (vowel nuclei), with one such frame more on each
   side; a longer window lies ``SPAN_MARGIN_S`` inside the first and last active frame
-  (within ``ACTIVE_DB`` of the loudest), is mostly active frames and spans no pause of
-  ``PAUSE_MIN_S`` or more.
+  (within ``ACTIVE_DB`` of the loudest), is mostly active frames and stays as far from any
+  pause of ``PAUSE_MIN_S`` or more.
 - Pauses from energy (same recordings, same floor): inactive frames in a gap of at least ``PAUSE_MIN_S``, ``PAUSE_MARGIN_S``
   away from active frames, and above ``ROOM_TONE_FLOOR_DB`` (room tone, not a noise gate's
   near-digital silence).
@@ -88,7 +88,12 @@ def erode(mask: np.ndarray, frames: int) -> np.ndarray:
 
 
 def dilate(mask: np.ndarray, frames: int) -> np.ndarray:
-    return ~erode(~mask, frames) if frames > 0 else mask.copy()
+    """Mark a frame True when any frame within ``frames`` of it is True (nothing beyond the
+    recording's ends counts)."""
+    if frames <= 0:
+        return mask.copy()
+    padded = np.concatenate((np.zeros(frames), mask.astype(np.float64), np.zeros(frames)))
+    return window_sums(padded, 2 * frames + 1) > 0.5
 
 
 def _frames(seconds: float) -> int:
@@ -168,7 +173,7 @@ def energy_speech_starts(signal: np.ndarray, n_frames: int) -> np.ndarray:
     span = np.zeros_like(active)
     margin = _frames(SPAN_MARGIN_S)
     span[indices[0] + margin:indices[-1] + 1 - margin] = True
-    no_pause = ~_long_gaps(active, _frames(PAUSE_MIN_S))
+    no_pause = ~dilate(_long_gaps(active, _frames(PAUSE_MIN_S)), margin)
     candidates = starts_inside(span & no_pause, n_frames)
     share = window_sums(active.astype(np.float64), n_frames) / n_frames
     return candidates[share[candidates] >= ACTIVE_FRACTION]
