@@ -1,0 +1,116 @@
+"""Loading: local directories, the offline hub cache, revisions, devices, and no remote code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from qsm_eval.backends import create_backend
+from qsm_eval.backends.base import BackendError
+from qsm_eval.backends.qwen2_audio import Qwen2AudioBackend
+from qsm_eval.backends.qwen2_audio.loading import resolve_device, resolve_dtype
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def fake_hub_cache(hf_home, checkpoint, repo="qsm-test/tiny-qwen2-audio", ref="v1"):
+    """An HF_HOME whose hub cache holds ``checkpoint`` as one snapshot reachable by ``ref`` only."""
+    repo_dir = hf_home / "hub" / ("models--" + repo.replace("/", "--"))
+    shutil.copytree(checkpoint, repo_dir / "snapshots" / COMMIT)
+    (repo_dir / "refs").mkdir(parents=True)
+    (repo_dir / "refs" / ref).write_text(COMMIT)
+    return repo
+
+
+def test_loads_through_the_registry_from_a_local_directory(tiny_checkpoint):
+    backend = create_backend("qwen2-audio", {"model_path": str(tiny_checkpoint), "device": "cpu",
+                                             "dtype": "auto"})
+    assert isinstance(backend, Qwen2AudioBackend)
+    described = backend.describe()
+    assert described["source"] == str(tiny_checkpoint) and described["dtype"] == "float32"
+    assert described["device"] == "cpu" and described["scoring"] == "logits"
+    assert backend.loaded.processor.tokenizer.padding_side == "left"
+
+
+def test_dtype_is_applied(make_backend):
+    backend = make_backend(dtype="bfloat16")
+    assert next(backend.loaded.model.parameters()).dtype == torch.bfloat16
+    assert backend.describe()["dtype"] == "bfloat16"
+
+
+def test_missing_local_directory_is_one_clear_line(tmp_path):
+    missing = tmp_path / "no" / "such" / "model"
+    with pytest.raises(BackendError, match=f"model directory {missing} does not exist"):
+        Qwen2AudioBackend({"model_path": str(missing), "device": "cpu"})
+
+
+def test_directory_without_config_is_refused(tmp_path):
+    with pytest.raises(BackendError, match="has no config.json"):
+        Qwen2AudioBackend({"model_path": str(tmp_path), "device": "cpu"})
+
+
+def test_hub_id_missing_from_the_cache_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    with pytest.raises(BackendError) as info:
+        Qwen2AudioBackend({"device": "cpu"})  # model_path None: the default model
+    message = str(info.value)
+    assert "huggingface-cli download Qwen/Qwen2-Audio-7B-Instruct" in message
+    assert f"HF_HOME={tmp_path / 'hf'}" in message and "\n" not in message
+
+
+def test_hub_id_is_served_from_the_cache_at_the_requested_revision(tmp_path, monkeypatch, tiny_checkpoint):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    repo = fake_hub_cache(tmp_path / "hf", tiny_checkpoint)
+    backend = Qwen2AudioBackend({"model_path": repo, "revision": "v1", "device": "cpu"})
+    assert backend.describe()["source"].endswith(f"snapshots/{COMMIT}")
+    assert backend.describe()["revision"] == "v1"
+    # Without the revision the cache has no "main" ref: the revision is what found the weights.
+    with pytest.raises(BackendError, match=f"huggingface-cli download {repo}"):
+        Qwen2AudioBackend({"model_path": repo, "device": "cpu"})
+    with pytest.raises(BackendError, match="--revision v2"):
+        Qwen2AudioBackend({"model_path": repo, "revision": "v2", "device": "cpu"})
+
+
+def test_code_shipped_in_a_checkpoint_is_never_run(tmp_path, tiny_checkpoint):
+    checkpoint = tmp_path / "remote-code"
+    shutil.copytree(tiny_checkpoint, checkpoint)
+    marker = tmp_path / "remote-code-ran"
+    (checkpoint / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
+                                        "from transformers import Qwen2AudioForConditionalGeneration as Model\n"
+                                        "from transformers import Qwen2AudioProcessor as Processor\n")
+    for name, key, target in (("config.json", "AutoModelForCausalLM", "evil.Model"),
+                              ("processor_config.json", "AutoProcessor", "evil.Processor"),
+                              ("tokenizer_config.json", "AutoTokenizer", ["evil.Processor", None])):
+        data = json.loads((checkpoint / name).read_text())
+        data["auto_map"] = {key: target}
+        (checkpoint / name).write_text(json.dumps(data))
+    backend = Qwen2AudioBackend({"model_path": str(checkpoint), "device": "cpu"})
+    assert type(backend.loaded.model).__module__.startswith("transformers.")
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_requested_without_cuda_is_one_clear_line(tiny_checkpoint):
+    with pytest.raises(BackendError, match="--qsm-device cuda was requested but .* sees no CUDA GPU"):
+        Qwen2AudioBackend({"model_path": str(tiny_checkpoint), "device": "cuda"})
+
+
+def test_quantised_loading_is_refused_where_it_cannot_work(tiny_checkpoint):
+    with pytest.raises(BackendError, match="--qsm-load-in 8bit needs a CUDA GPU"):
+        Qwen2AudioBackend({"model_path": str(tiny_checkpoint), "device": "cpu", "load_in": "8bit"})
+
+
+def test_device_and_dtype_resolution():
+    cpu = resolve_device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_dtype("auto", cpu) == torch.float32
+    assert resolve_dtype("float16", cpu) == torch.float16
+    with pytest.raises(BackendError, match="--qsm-dtype 'half'"):
+        resolve_dtype("half", cpu)
+    with pytest.raises(BackendError, match="--qsm-device 'tpu'"):
+        resolve_device("tpu")

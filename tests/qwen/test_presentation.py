@@ -1,0 +1,72 @@
+"""What the model receives: audio-token counts, the zero-token error, and padding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qsm_eval.backends.qwen2_audio.presentation import PresentationPolicy, audio_tokens, present
+
+
+@pytest.mark.parametrize("n_samples", [1, 160, 320, 321, 400, 480, 481, 640, 800, 1600, 16000, 16160])
+def test_token_counts_match_the_processors_expansion(make_backend, n_samples):
+    processor = make_backend().processor
+    text = "<|audio_bos|><|AUDIO|><|audio_eos|>"
+    encoded = processor(text=[text], audio=[np.zeros(n_samples, np.float32)], sampling_rate=16000)
+    audio_id = processor.tokenizer.convert_tokens_to_ids("<|AUDIO|>")
+    assert audio_tokens(n_samples) == list(encoded["input_ids"][0]).count(audio_id)
+
+
+def test_one_token_per_40ms_and_none_at_20ms():
+    assert audio_tokens(320) == 0            # 20 ms
+    assert audio_tokens(400) == 1            # 25 ms
+    assert audio_tokens(16000) == 25         # 1 s
+    assert audio_tokens(30 * 16000) == 750   # the 30 s window
+
+
+def test_zero_token_clip_is_an_error_never_a_guess(make_backend, make_request, make_clip):
+    backend = make_backend()
+    short, fine = make_request("short", make_clip("tone", 20)), make_request("fine", make_clip("tone", 100))
+    first, second = backend.predict_batch([short, fine])
+    assert first.label == "UNKNOWN" and first.p_speech is None and first.parse_status == "error"
+    assert first.n_audio_tokens == 0 and "0 audio tokens" in first.error and "--qsm-pad-ms" in first.error
+    assert second.error is None and second.n_audio_tokens == 2 and second.p_speech is not None
+
+
+def test_padding_gives_short_clips_tokens_and_is_recorded(make_backend, make_request, make_clip):
+    backend = make_backend(pad_ms=200, pad_fill="noise", pad_level_db=-50)
+    short, long = make_request("s", make_clip("tone", 20)), make_request("l", make_clip("tone", 400))
+    padded, unpadded = backend.predict_batch([short, long])
+    assert padded.error is None and padded.n_audio_tokens == audio_tokens(200 * 16) == 5
+    assert padded.padding == "container=200ms,center,noise@-50dBFS"
+    assert unpadded.n_audio_tokens == 10 and "not padded" in unpadded.padding
+    assert backend.describe()["padding"] == "container=200ms,center,noise@-50dBFS"
+
+
+@pytest.mark.parametrize("placement, start", [("start", 0), ("end", 1600), ("center", 800)])
+def test_placement_and_silence_fill(make_request, placement, start):
+    request = make_request("x", np.ones(1600, np.float32))
+    out = present(request, PresentationPolicy(pad_ms=200, placement=placement)).waveform
+    assert len(out) == 3200
+    assert np.all(out[start:start + 1600] == 1) and np.count_nonzero(out) == 1600
+
+
+def test_noise_fill_has_the_level_and_is_seeded_per_clip(make_request):
+    policy = PresentationPolicy(pad_ms=1000, fill="noise", level_db=-40)
+    a1 = present(make_request("a", np.zeros(160, np.float32)), policy).waveform
+    a2 = present(make_request("a", np.zeros(160, np.float32)), policy).waveform
+    b = present(make_request("b", np.zeros(160, np.float32)), policy).waveform
+    rms = np.sqrt(np.mean(a1.astype(np.float64) ** 2))
+    assert 20 * np.log10(rms) == pytest.approx(-40, abs=0.3)
+    assert np.array_equal(a1, a2) and not np.array_equal(a1, b)
+    clip = np.full(160, 0.5, np.float32)
+    placed = present(make_request("c", clip), policy).waveform
+    assert np.array_equal(placed[(16000 - 160) // 2:][:160], clip)   # the clip itself is untouched
+
+
+def test_bad_policy_values_are_refused(make_backend):
+    from qsm_eval.backends.base import BackendError
+    with pytest.raises(BackendError, match="pad-placement"):
+        make_backend(pad_ms=100, pad_placement="middle")
+    with pytest.raises(BackendError, match="pad-ms"):
+        make_backend(pad_ms=-5)
