@@ -39,7 +39,7 @@ from qsm_eval.build.demo_sources import (
 )
 from qsm_eval.build.writer import write_clip, write_metadata
 from qsm_eval.segments import (
-    METADATA_FILE, SAMPLE_RATE, SegmentSetError, load_segment_audio, load_segment_set,
+    METADATA_FILE, SAMPLE_RATE, AudioError, SegmentSetError, load_segment_audio, load_segment_set,
 )
 from qsm_eval.seeding import stable_rng, stable_seed
 
@@ -72,7 +72,6 @@ class DemoBuildError(RuntimeError):
 class Pool:
     """A group of recordings that fills part of the plan with one kind of window."""
 
-    label: str          # SPEECH or NONSPEECH
     condition: str      # speech, pause, music, environment
     category: str       # source corpus
     recordings: tuple[Recording, ...]
@@ -192,14 +191,13 @@ def load_pools(args: argparse.Namespace) -> dict[tuple[str, str], Pool]:
     asterisk = tuple(load_asterisk(Path(args.asterisk_dir), Path(args.asterisk_transcripts)))
     arctic = tuple(load_arctic(Path(args.sdist_dir)))
     return {
-        ("speech", "asterisk"): Pool("SPEECH", "speech", "asterisk", asterisk),
-        ("speech", "arctic"): Pool("SPEECH", "speech", "arctic", arctic),
-        ("pause", "asterisk"): Pool("NONSPEECH", "pause", "asterisk", asterisk),
-        ("pause", "arctic"): Pool("NONSPEECH", "pause", "arctic", arctic),
-        ("music", "sonic-pi"): Pool(
-            "NONSPEECH", "music", "sonic-pi", tuple(load_sonic_pi(Path(args.sonic_pi_dir)))),
+        ("speech", "asterisk"): Pool("speech", "asterisk", asterisk),
+        ("speech", "arctic"): Pool("speech", "arctic", arctic),
+        ("pause", "asterisk"): Pool("pause", "asterisk", asterisk),
+        ("pause", "arctic"): Pool("pause", "arctic", arctic),
+        ("music", "sonic-pi"): Pool("music", "sonic-pi", tuple(load_sonic_pi(Path(args.sonic_pi_dir)))),
         ("environment", "opensfx"): Pool(
-            "NONSPEECH", "environment", "opensfx", tuple(load_opensfx(Path(args.opensfx_cat)))),
+            "environment", "opensfx", tuple(load_opensfx(Path(args.opensfx_cat)))),
     }
 
 
@@ -243,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         prepare_out_dir(out_dir, args.force)
         records = build(out_dir, pools)
         write_sources(out_dir / "SOURCES.md", records, pools.values())
-    except (DemoInputError, DemoBuildError, SegmentSetError, ValueError) as exc:
+    except (DemoInputError, DemoBuildError, SegmentSetError, AudioError) as exc:
         print(f"qsm-eval build demo: {exc}", file=sys.stderr)
         return 2
     speech = sum(r["label"] == "SPEECH" for r in records)

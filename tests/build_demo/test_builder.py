@@ -6,7 +6,6 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from qsm_eval.build import demo
 from qsm_eval.build.demo_sources import load_asterisk, load_sonic_pi
