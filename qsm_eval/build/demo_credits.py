@@ -52,6 +52,15 @@ Licence of the clips: each clip keeps the licence of its recording. Clips from C
 recordings (Asterisk, and OpenSFX entries so licensed) are shared under CC BY-SA 3.0; clips
 from CC BY 3.0 recordings are credited as listed; CC0 clips carry no condition.
 
+How windows were chosen (qsm_eval/build/demo_windows.py has the exact rules): SPEECH
+windows lie inside voiced speech, by the ARCTIC phone labels or, for the Asterisk prompts
+(only those whose transcript is plain words) and the unlabelled ARCTIC clip, by frame energy
+relative to the recording's loudest frame, with margins; pauses are quiet stretches of
+those recordings, away from speech and above -80 dBFS (room tone, not gated silence);
+music and environment windows must carry sound through most of their length. Start
+positions are drawn with seeds from SHA-256, spread over many recordings. Note that the
+Asterisk prompts are 8 kHz recordings: their clips hold nothing above 4 kHz.
+
 The input fingerprint is the SHA-256 of every recording the builder read from that source,
 in source_id order: the same fingerprints give the same set, byte for byte.
 """
