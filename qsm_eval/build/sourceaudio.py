@@ -69,7 +69,12 @@ def clipped_spans(data: np.ndarray, rate: int) -> list[Span]:
     """Spans (seconds) where any channel sits at full scale for CLIP_RUN samples or more."""
     spans = []
     for channel in np.atleast_2d(data.T):
-        at_rail = np.abs(channel) >= CLIP_LEVEL
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], at_rail.astype(np.int8), [0]))))
-        spans += [(a / rate, b / rate) for a, b in zip(edges[::2], edges[1::2]) if b - a >= CLIP_RUN]
+        # Samples at the rail are rare in usable audio: work on their indices only.
+        at_rail = np.flatnonzero(np.abs(channel) >= CLIP_LEVEL)
+        if at_rail.size < CLIP_RUN:
+            continue
+        breaks = np.flatnonzero(np.diff(at_rail) != 1)
+        starts = at_rail[np.concatenate(([0], breaks + 1))]
+        ends = at_rail[np.concatenate((breaks, [at_rail.size - 1]))] + 1
+        spans += [(int(a) / rate, int(b) / rate) for a, b in zip(starts, ends) if b - a >= CLIP_RUN]
     return sorted(spans)
