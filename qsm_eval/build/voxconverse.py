@@ -4,8 +4,8 @@ Reads one RTTM per recording from --rttm-dir (lines
 ``SPEAKER uri 1 start dur <NA> <NA> speaker <NA> <NA>``) and the audio ``<uri>.wav`` (or
 .flac, .ogg, .mp3) from --audio-dir. SPEECH is the union of all speaker turns; NONSPEECH
 comes from the gaps between them in the same recordings, so both classes share rooms,
-microphones and channels. With the margin kept from every turn, only gaps longer than
-twice the margin plus the clip give negatives.
+microphones and channels. With the margin kept from every turn (and from the ends of the
+file), only gaps longer than twice the margin plus the clip give negatives.
 """
 
 from __future__ import annotations
