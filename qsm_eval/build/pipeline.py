@@ -318,7 +318,7 @@ def run_builder(args: argparse.Namespace, command: str, corpus: str,
         regions = read_regions(args)
         records = build_segment_set(regions, strata, options, corpus,
                                     settings(args) if settings else {}, console)
-    except BuildError as exc:
+    except (BuildError, OSError) as exc:  # OSError: an --out that cannot be written
         print(f"qsm-eval build {command}: error: {exc}", file=sys.stderr)
         return 2
     console.print(f"wrote {len(records)} clips and {METADATA_FILE} to {options.out_dir}")

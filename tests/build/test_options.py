@@ -25,3 +25,13 @@ def test_more_splits_than_recordings_is_refused(ava_corpus, build, tmp_path, cap
     assert build(ava, ["--labels", labels, "--audio-dir", audio, "--out", tmp_path / "o",
                        "--splits", *splits]) == 2
     assert "4 recording(s) with usable regions are too few" in capsys.readouterr().err
+
+
+def test_an_unwritable_out_is_a_one_line_error(ava_corpus, build, tmp_path, capsys):
+    labels, audio = ava_corpus
+    (tmp_path / "file.txt").write_text("")
+    assert build(ava, ["--labels", labels, "--audio-dir", audio, "--out", tmp_path / "file.txt" / "o",
+                       "--per-class", 1, "--durations", 20]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("qsm-eval build ava: error: ") and "file.txt" in err
+    assert len(err.splitlines()) == 1
