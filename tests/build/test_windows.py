@@ -79,3 +79,12 @@ def test_selection_reports_exhaustion():
     selection = select_windows(candidates, count=1, max_per_region=2, faults=faults, lookahead=1)
     assert selection.done and selection.exhausted and selection.kept == []
     assert selection.rejected[SILENT] == 4
+
+
+def test_adding_a_recording_leaves_the_positions_drawn_in_the_others_unchanged():
+    regions = regions_of(4, 3)
+    extra = [Region("s9", "s9.wav", 0.0, 5.0, "SPEECH", "X")]
+    def positions(rs):
+        return [(w.region, w.start) for w in candidate_windows(rs, 200, 4, "x", 3)
+                if w.region.source_id == "s1"]
+    assert positions(regions) == positions(regions + extra)
