@@ -25,12 +25,23 @@ COMMANDS = {
 
 
 def _add_module(subparsers, name: str, module_name: str) -> None:
-    module = importlib.import_module(module_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        # One command whose dependencies are missing must not take the others down.
+        parser = subparsers.add_parser(name, help=f"(unavailable: {exc})")
+        parser.set_defaults(_run=lambda args, exc=exc: _unavailable(name, exc))
+        return
     doc = (module.__doc__ or "").strip().splitlines()
     parser = subparsers.add_parser(name, help=doc[0] if doc else None, description=module.__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     module.add_arguments(parser)
     parser.set_defaults(_run=module.run)
+
+
+def _unavailable(name: str, exc: ImportError) -> int:
+    print(f"qsm-eval {name}: unavailable in this installation ({exc})", file=sys.stderr)
+    return 2
 
 
 def build_parser() -> argparse.ArgumentParser:

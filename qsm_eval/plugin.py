@@ -117,6 +117,9 @@ class QsmSession:
         self.run_dir = Path(self.settings["out"].replace("{run_id}", self.run_id))
         if not self.run_dir.is_absolute():
             self.run_dir = Path(config.invocation_params.dir) / self.run_dir
+        if self.run_dir.exists() and not self.run_dir.is_dir():
+            raise pytest.UsageError(f"--qsm-out {self.run_dir} exists and is not a directory; "
+                                    "name a directory for the run's results")
         self.segments: list[Segment | InvalidSegmentSet] | None = None
         self.set_dirs: list[Path] = []
         self.backend = None
@@ -128,6 +131,7 @@ class QsmSession:
         self.worker_info: list[dict] = []
         self.verdicts = []
         self.started = time.perf_counter()
+        self.load_seconds: float | None = None
 
     @staticmethod
     def _resolve(config: pytest.Config) -> dict:
@@ -165,10 +169,12 @@ class QsmSession:
     def load_backend(self):
         if self.backend is None:
             settings = dict(self.settings)
+            started = time.perf_counter()
             try:
                 self.backend = create_backend(settings["model"], settings)
             except BackendError as exc:
                 pytest.exit(f"qsm-eval: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            self.load_seconds = time.perf_counter() - started
             from qsm_eval.cache import PredictionCache
             from qsm_eval.runner import Runner
 
@@ -192,7 +198,8 @@ class QsmSession:
             return
         start = self.plan_index.get(item.nodeid)
         if start is not None:
-            yield from self.plan[start + 1:]
+            for index in range(start + 1, len(self.plan)):  # no slice: O(batch), not O(plan)
+                yield self.plan[index]
 
     def describe_backend(self) -> dict:
         if self.backend is None:
@@ -202,6 +209,7 @@ class QsmSession:
             info["runner"] = {k: round(v, 6) if isinstance(v, float) else v
                               for k, v in self.runner.stats.items()}
             info["runner"]["batch_size"] = self.runner.batch_size
+            info["runner"]["load_s"] = round(self.load_seconds, 6)
         timings = getattr(self.backend, "timings", None)
         if callable(timings):
             info["timings"] = timings()

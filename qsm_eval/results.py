@@ -71,7 +71,8 @@ class ResultWriter:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal_path = self.run_dir / JOURNAL_FILE
         self.results_path = self.run_dir / RESULTS_FILE
-        self._journal = open(self.journal_path, "a", encoding="utf-8")
+        # "w": a journal left by an earlier, killed run in the same directory is not ours.
+        self._journal = open(self.journal_path, "w", encoding="utf-8")
         self.rows: list[dict] = []
 
     def append(self, row: dict) -> None:

@@ -1,0 +1,121 @@
+"""What the pytest plugin adds per eval case, measured side by side in one run.
+
+Three ways of doing the same work on the same generated segment sets, interleaved:
+
+  loop    a bare Python loop: read each clip, call the backend in batches of the same
+          size the plugin uses (the work itself, no pytest)
+  pytest  bare pytest (qsm-eval disabled): the same number of trivial parametrized tests
+          (what pytest itself costs per test, collection included)
+  plugin  `pytest evals` with the qsm-eval plugin and the same backend
+
+Each is timed at two sizes, and the per-case cost is the marginal one,
+(T(large) - T(small)) / (large - small), so one-off costs (model load, imports, the
+summary) cancel out. plugin adds = plugin - pytest - loop, per case. pytest timings are
+pytest's own session time ("in X s").
+
+    python benchmarks/bench_plugin_overhead.py                  # 1,000 and 5,000 cases, webrtc-vad
+    python benchmarks/bench_plugin_overhead.py --sizes 2000 20000 --backend silero-vad --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+EVALS = ROOT / "evals"
+_SESSION_TIME = re.compile(r" in ([0-9.]+)s")
+
+
+def pytest_session_seconds(args: list[str], cwd: Path) -> float:
+    """Run pytest in a fresh process and return its own reported session time."""
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+                          cwd=cwd, capture_output=True, text=True)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"pytest {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}")
+    matches = _SESSION_TIME.findall(proc.stdout.strip().splitlines()[-1])
+    if not matches:
+        raise RuntimeError(f"no session time in pytest output:\n{proc.stdout[-500:]}")
+    return float(matches[-1])
+
+
+def bare_loop_seconds(segment_dir: Path, backend_name: str, batch_size: int | None) -> tuple[float, int]:
+    """Read every clip and classify it in batches, with nothing around it."""
+    from qsm_eval.backends import create_backend
+    from qsm_eval.config import CORE_SETTINGS, backend_options
+    from qsm_eval.segments import load_segment_audio, load_segment_set
+
+    settings = {s.name: s.default for s in CORE_SETTINGS} | {o.name: o.default for o in backend_options()}
+    settings.update(model=backend_name, batch_size=batch_size)
+    backend = create_backend(backend_name, settings)
+    from qsm_eval.backends.base import AudioRequest
+
+    segments = load_segment_set(segment_dir)
+    size = batch_size or backend.max_batch_size
+    backend.warmup()
+    started = time.perf_counter()
+    for start in range(0, len(segments), size):
+        batch = segments[start:start + size]
+        requests = [AudioRequest(s.key, load_segment_audio(s), s.duration_ms) for s in batch]
+        backend.predict_batch(requests)
+    return time.perf_counter() - started, len(segments)
+
+
+def write_bare_suite(directory: Path, n: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "test_bare.py"
+    path.write_text("import pytest\n\n\n@pytest.mark.parametrize('case', range(%d))\n"
+                    "def test_case(case):\n    pass\n" % n)
+    return path
+
+
+def measure(backend: str, sizes: tuple[int, int], repeats: int, tmp: Path,
+            batch_size: int | None) -> dict[str, float]:
+    """Marginal seconds per case for loop, pytest and plugin."""
+    from make_large_set import make_large_set
+
+    sets = {n: make_large_set(tmp / f"set{n}", n) for n in sizes}
+    suites = {n: write_bare_suite(tmp / f"bare{n}", n) for n in sizes}
+    extra = ["--qsm-batch-size", str(batch_size)] if batch_size else []
+    timings = {name: {n: [] for n in sizes} for name in ("loop", "pytest", "plugin")}
+    for _ in range(repeats):
+        for n in sizes:
+            timings["loop"][n].append(bare_loop_seconds(sets[n], backend, batch_size)[0])
+            timings["pytest"][n].append(pytest_session_seconds(["-p", "no:qsm_eval", str(suites[n])],
+                                                               cwd=suites[n].parent))
+            timings["plugin"][n].append(pytest_session_seconds(
+                [str(EVALS), "--qsm-segments", str(sets[n]), "--qsm-model", backend,
+                 "--qsm-out", str(tmp / "run"), *extra], cwd=ROOT))
+    small, large = sizes
+    return {name: (statistics.median(t[large]) - statistics.median(t[small])) / (large - small)
+            for name, t in timings.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs=2, default=(1000, 5000), metavar=("SMALL", "LARGE"))
+    parser.add_argument("--backend", action="append", help="repeatable (default: webrtc-vad)")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).parent))
+    print(f"sizes: {args.sizes[0]} and {args.sizes[1]} cases; repeats: {args.repeats} (medians); "
+          "marginal ms per case")
+    print(f"{'backend':<12} {'loop':>8} {'pytest':>8} {'plugin':>8} {'plugin adds':>12} {'plugin/(loop+pytest)':>21}")
+    for backend in args.backend or ["webrtc-vad"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            cost = measure(backend, tuple(args.sizes), args.repeats, Path(tmp), args.batch_size)
+        added = cost["plugin"] - cost["pytest"] - cost["loop"]
+        print(f"{backend:<12} {cost['loop'] * 1e3:>8.3f} {cost['pytest'] * 1e3:>8.3f} "
+              f"{cost['plugin'] * 1e3:>8.3f} {added * 1e3:>12.3f} "
+              f"{cost['plugin'] / (cost['loop'] + cost['pytest']):>20.2f}x")
+
+
+if __name__ == "__main__":
+    main()
