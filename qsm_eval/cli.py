@@ -45,8 +45,10 @@ def _unavailable(name: str, exc: ImportError) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qsm-eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="qsm-eval",
+        description="Build segment sets from raw corpora, and report on or compare finished "
+                    "runs. Evaluations themselves run through pytest: `pytest evals --qsm-model ...`.")
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="cut a segment set from a raw corpus")
     builders = build.add_subparsers(dest="corpus", required=True)

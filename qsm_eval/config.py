@@ -57,7 +57,7 @@ CORE_SETTINGS = (
     Setting("segments", str, None, "segment-set directory or glob; repeatable "
             "(default: the bundled demo set)", multiple=True),
     Setting("metadata_file", str, "segments_metadata.parquet", "metadata file name inside each set"),
-    Setting("model", str, DEFAULT_MODEL, "backend name (installed: see qsm-eval backends)"),
+    Setting("model", str, DEFAULT_MODEL, "backend name, one of the installed backends: {backends}"),
     Setting("model_path", str, None, "model id on the hub or a local directory (backend default)"),
     Setting("revision", str, None, "model revision (branch, tag or commit) to load"),
     Setting("device", str, "auto", "auto, cpu, cuda or cuda:N"),
@@ -88,17 +88,24 @@ def backend_options() -> list[Option]:
 
 def add_options(group) -> None:
     """Register the qsm-eval options on a pytest option group."""
+    backends = ", ".join(sorted(available_backends()))
     for setting in CORE_SETTINGS:
+        text = _with_default(setting.help.replace("{backends}", backends), setting.default)
         if setting.flag:
-            group.addoption(setting.option, action="store_true", default=None, help=setting.help)
+            group.addoption(setting.option, action="store_true", default=None, help=text)
         else:
             group.addoption(setting.option, action="append" if setting.multiple else "store",
-                            default=None, metavar=setting.name.upper(),
-                            help=f"{setting.help} (default: {setting.default})"
-                            if setting.default is not None else setting.help)
+                            default=None, metavar=setting.name.upper(), help=text)
     for option in backend_options():
         group.addoption(option.flag, default=None, metavar=option.name.upper(),
-                        help=f"{option.help} (default: {option.default})")
+                        help=_with_default(option.help, option.default))
+
+
+def _with_default(text: str, default: Any) -> str:
+    """Help text that says the default, unless it already does or there is none."""
+    if default is None or default is False or "default" in text.lower():
+        return text
+    return f"{text} (default: {default})"
 
 
 def read_tool_table(pyproject: Path | None) -> dict[str, Any]:
