@@ -169,6 +169,11 @@ class QsmSession:
     def load_backend(self):
         if self.backend is None:
             settings = dict(self.settings)
+            # Under xdist each worker loads its own model: its index lets a backend put
+            # replica k on GPU k (mod the GPUs present).
+            worker = getattr(self.config, "workerinput", None)
+            settings["worker_index"] = int(worker["workerid"].removeprefix("gw")) if worker else None
+            settings["worker_count"] = int(worker["workercount"]) if worker else None
             started = time.perf_counter()
             try:
                 self.backend = create_backend(settings["model"], settings)

@@ -157,7 +157,9 @@ def _refuse_first(bad: pd.Series, values: pd.Series, meta_path: Path, message: s
     """Raise for the first bad row, naming the file, the row and the value."""
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise SegmentSetError(f"{meta_path} row {row}: " + message.format(value=values.iloc[row]))
+        value = values.iloc[row]
+        value = value.item() if hasattr(value, "item") else value  # numpy scalar -> plain repr
+        raise SegmentSetError(f"{meta_path} row {row}: " + message.format(value=value))
 
 
 def expand_set_paths(patterns: list[str], root: str | Path = ".") -> list[Path]:

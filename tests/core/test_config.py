@@ -1,0 +1,52 @@
+"""Settings: command line over [tool.qsm_eval] over defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from qsm_eval.config import SettingsError, read_tool_table, resolve_settings
+
+
+def test_command_line_wins_over_the_table_and_the_table_over_defaults(tmp_path):
+    table = {"model": "webrtc-vad", "batch_size": 8, "strict": True, "webrtc_aggressiveness": 1}
+    settings = resolve_settings({"model": "silero-vad", "batch_size": None}, table, tmp_path)
+    assert settings["model"] == "silero-vad"        # command line
+    assert settings["batch_size"] == 8              # table
+    assert settings["strict"] is True
+    assert settings["webrtc_aggressiveness"] == 1   # a backend's option, from the table
+    assert settings["device"] == "auto"             # default
+    assert settings["gate"] is None
+
+
+def test_table_paths_are_relative_to_the_pyproject(tmp_path):
+    (tmp_path / "models" / "tiny").mkdir(parents=True)
+    table = {"segments": ["data/*", "/abs/set"], "out": "reports/{run_id}",
+             "model_path": "models/tiny"}
+    settings = resolve_settings({}, table, tmp_path)
+    assert settings["segments"] == [str(tmp_path / "data/*"), "/abs/set"]
+    assert settings["out"] == str(tmp_path / "reports/{run_id}")
+    assert settings["model_path"] == str(tmp_path / "models/tiny")
+    hub = resolve_settings({}, {"model_path": "Qwen/Qwen2-Audio-7B-Instruct"}, tmp_path)
+    assert hub["model_path"] == "Qwen/Qwen2-Audio-7B-Instruct"  # a hub id, not a directory
+
+
+def test_repeatable_options_collect_lists(tmp_path):
+    settings = resolve_settings({"gate": ["n>=1", "accuracy>=0.5"], "segments": ["a", "b"]}, {}, tmp_path)
+    assert settings["gate"] == ["n>=1", "accuracy>=0.5"] and settings["segments"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("cli, table, message", [
+    ({"batch_size": "0"}, {}, "--qsm-batch-size .*'0' must be a positive integer"),
+    ({"limit": "many"}, {}, "--qsm-limit"),
+    ({}, {"strict": "perhaps"}, "strict: 'perhaps' is not a boolean"),
+    ({}, {"modle": "x"}, r"unknown key\(s\) modle"),
+])
+def test_bad_values_are_named(tmp_path, cli, table, message):
+    with pytest.raises(SettingsError, match=message):
+        resolve_settings(cli, table, tmp_path)
+
+
+def test_read_tool_table(tmp_path):
+    assert read_tool_table(tmp_path / "pyproject.toml") == {}
+    (tmp_path / "pyproject.toml").write_text('[tool.qsm_eval]\nmodel = "silero-vad"\nlimit = 3\n')
+    assert read_tool_table(tmp_path / "pyproject.toml") == {"model": "silero-vad", "limit": 3}
