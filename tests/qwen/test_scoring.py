@@ -71,3 +71,13 @@ def test_generate_mode_decodes_new_tokens_only_and_parses_them(make_backend, mix
 def test_unknown_scoring_mode_is_refused(make_backend):
     with pytest.raises(BackendError, match="--qsm-scoring"):
         make_backend(scoring="vote")
+
+
+def test_generate_serves_a_lone_one_token_clip_on_the_standard_path(make_backend, make_request, make_clip):
+    # transformers' own generate mistakes such a batch for its legacy unexpanded input format.
+    backend = make_backend(scoring="generate", max_new_tokens=2, batch_size=1)
+    logits = make_backend()
+    request = make_request("one-token", make_clip("tone", 40))
+    (generated,), (scored,) = backend.predict_batch([request]), logits.predict_batch([request])
+    assert generated.error is None and generated.n_audio_tokens == 1
+    assert generated.p_speech == pytest.approx(scored.p_speech, abs=1e-5)

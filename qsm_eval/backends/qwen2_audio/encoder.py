@@ -30,8 +30,12 @@ def frames_needed(max_clip_frames: int) -> int:
     return min(needed, MAX_FRAMES)
 
 
-def encode_audio(model, input_features, feature_attention_mask):
-    """Projected audio features of every clip's real tokens, concatenated in batch order."""
+def encode_audio(model, input_features, feature_attention_mask, *, fast: bool = True):
+    """Projected audio features of every clip's real tokens, concatenated in batch order.
+
+    ``fast=False`` runs the encoder's own forward on the full 3000 frames (what
+    transformers does inside the model); ``fast=True`` runs the same layers on the frames given.
+    """
     import torch
     from torch import nn
     from transformers.masking_utils import create_bidirectional_mask
@@ -39,30 +43,33 @@ def encode_audio(model, input_features, feature_attention_mask):
     tower = model.model.audio_tower
     weight = tower.conv1.weight
     features = input_features.to(dtype=weight.dtype, device=weight.device)
-    hidden = nn.functional.gelu(tower.conv1(features))
-    hidden = nn.functional.gelu(tower.conv2(hidden)).permute(0, 2, 1)
-    positions = hidden.shape[1]
-    hidden = hidden + tower.embed_positions.weight[:positions]
-
     frame_lengths = feature_attention_mask.to(weight.device).sum(-1)
     conv_lengths, token_lengths = tower._get_feat_extract_output_lengths(frame_lengths)
+    positions = (features.shape[-1] - 1) // 2 + 1
     keep = torch.arange(positions, device=weight.device)[None, :] < conv_lengths[:, None]
-    mask = create_bidirectional_mask(config=tower.config, inputs_embeds=hidden,
+    # Padded positions are hidden as keys, as in transformers' own call of the encoder.
+    mask = create_bidirectional_mask(config=tower.config, inputs_embeds=features.new_zeros(len(features), positions, 1),
                                      attention_mask=keep.long())
-    for layer in tower.layers:
-        hidden = layer(hidden, mask)
-    hidden = tower.avg_pooler(hidden.permute(0, 2, 1)).permute(0, 2, 1)
-    hidden = tower.layer_norm(hidden)
+    if fast:
+        hidden = nn.functional.gelu(tower.conv1(features))
+        hidden = nn.functional.gelu(tower.conv2(hidden)).permute(0, 2, 1)
+        hidden = hidden + tower.embed_positions.weight[:positions]
+        for layer in tower.layers:
+            hidden = layer(hidden, mask)
+        hidden = tower.avg_pooler(hidden.permute(0, 2, 1)).permute(0, 2, 1)
+        hidden = tower.layer_norm(hidden)
+    else:
+        hidden = tower(features, attention_mask=mask).last_hidden_state
     projected = model.model.multi_modal_projector(hidden)
 
     valid = torch.arange(projected.shape[1], device=weight.device)[None, :] < token_lengths[:, None]
     return projected[valid]
 
 
-def embed_inputs(model, input_ids, input_features, feature_attention_mask):
+def embed_inputs(model, input_ids, input_features, feature_attention_mask, *, fast: bool = True):
     """Text embeddings with each clip's audio features written over its <|AUDIO|> tokens."""
     embeds = model.get_input_embeddings()(input_ids)
-    audio = encode_audio(model, input_features, feature_attention_mask)
+    audio = encode_audio(model, input_features, feature_attention_mask, fast=fast)
     slots = (input_ids == model.config.audio_token_id).unsqueeze(-1).to(embeds.device)
     if int(slots.sum()) != audio.shape[0]:
         raise RuntimeError(f"{int(slots.sum())} audio slots in the text but {audio.shape[0]} "

@@ -113,14 +113,13 @@ def score_generate(model, tokenizer, batch: BatchInputs, prompt: Prompt, answers
     p_speech comes from the first decoding step's logits (the same quantity logits mode
     computes), or stays None when the prompt's answers share a first token.
     """
-    common = dict(attention_mask=batch.attention_mask, max_new_tokens=max_new_tokens, do_sample=False,
-                  pad_token_id=tokenizer.pad_token_id, return_dict_in_generate=True, output_logits=True)
-    if fast_encoder:
-        embeds = embed_inputs(model, batch.input_ids, batch.input_features, batch.feature_attention_mask)
-        out = model.generate(input_ids=batch.input_ids, inputs_embeds=embeds, **common)
-    else:
-        out = model.generate(input_ids=batch.input_ids, input_features=batch.input_features,
-                             feature_attention_mask=batch.feature_attention_mask, **common)
+    # Audio goes in as embeddings on both paths: transformers' generate on raw input_features
+    # mistakes a batch whose clips all have one audio token for its legacy unexpanded format.
+    embeds = embed_inputs(model, batch.input_ids, batch.input_features, batch.feature_attention_mask,
+                          fast=fast_encoder)
+    out = model.generate(input_ids=batch.input_ids, inputs_embeds=embeds, attention_mask=batch.attention_mask,
+                         max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id,
+                         return_dict_in_generate=True, output_logits=True)
     new_tokens = out.sequences[:, batch.input_ids.shape[1]:]
     n = len(new_tokens)
     p_speech = p_speech_from_logits(out.logits[0], answers)[0] if answers else [None] * n

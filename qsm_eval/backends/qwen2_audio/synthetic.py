@@ -114,9 +114,13 @@ def build_model(config, *, seed: int, dtype=None):
     from transformers import GenerationConfig, Qwen2AudioForConditionalGeneration
 
     torch.manual_seed(seed)
-    model = Qwen2AudioForConditionalGeneration(config)
-    if dtype is not None:
-        model = model.to(dtype)
+    previous = torch.get_default_dtype()
+    # Built directly in the target dtype: a 7B model in float32 first would need twice the memory.
+    torch.set_default_dtype(dtype or previous)
+    try:
+        model = Qwen2AudioForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(previous)
     text = config.text_config
     model.generation_config = GenerationConfig(
         eos_token_id=text.eos_token_id, pad_token_id=text.pad_token_id, do_sample=False)

@@ -1,0 +1,141 @@
+"""Segments per second of the Qwen2-Audio-7B architecture: the predecessor's way against this backend.
+
+Random weights on the real architecture (config values of Qwen/Qwen2-Audio-7B-Instruct; no
+download), the toy byte-level tokenizer with the real special tokens and chat template, and
+the backend's own code path for every configuration, in one run:
+
+  predecessor  one clip per call, generate (--max-new-tokens), float16 (float32 on a CPU)
+  standard     batched logits, bfloat16, the 30 s (3000-frame) audio encoder
+  fast         batched logits, bfloat16, the fast encoder path (only the frames needed)
+
+On a CPU the full 7B model is far too slow, so the layer counts default to 2 + 2 (the
+output says so); the vocabulary, widths and every code path stay those of the real model.
+
+    .venv/bin/python benchmarks/bench_qwen2_audio.py                      # CPU: 2+2 layers
+    .venv/bin/python benchmarks/bench_qwen2_audio.py --text-layers 32 --audio-layers 32 \\
+        --clips 512 --predecessor-clips 16 --batch-size 64                # GPU: the full model
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+from qsm_eval.backends.base import AudioRequest
+from qsm_eval.backends.qwen2_audio import Qwen2AudioBackend
+from qsm_eval.backends.qwen2_audio.loading import LoadedModel
+from qsm_eval.backends.qwen2_audio.synthetic import (
+    REAL_AUDIO_CONFIG, REAL_TEXT_CONFIG, build_model, build_processor, real_config,
+)
+from qsm_eval.seeding import stable_seed
+
+DURATIONS_MS = (40, 100, 200, 500, 1000)   # the range the eval sets cover, all >= 25 ms
+
+
+def make_clips(count: int) -> list[AudioRequest]:
+    rng = np.random.default_rng(0)
+    clips = []
+    for i in range(count):
+        ms = DURATIONS_MS[i % len(DURATIONS_MS)]
+        wave = (0.1 * rng.standard_normal(ms * 16)).astype(np.float32)
+        clips.append(AudioRequest(key=f"clip-{i}", waveform=wave, duration_ms=ms, seed=stable_seed(i)))
+    return clips
+
+
+def measure(backend: Qwen2AudioBackend, clips: list[AudioRequest], batch_size: int) -> dict:
+    backend.warmup()
+    start = time.perf_counter()
+    for i in range(0, len(clips), batch_size):
+        backend.predict_batch(clips[i:i + batch_size])
+    if backend.loaded.device.type == "cuda":
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - start
+    stages = backend.timings()
+    return {"clips": len(clips), "batch_size": batch_size, "wall_s": round(wall, 3),
+            "segments_per_s": round(len(clips) / wall, 3),
+            "features_s": stages.get("features_s"), "forward_s": stages.get("forward_s")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--text-layers", type=int, default=None,
+                        help="decoder layers (real: 32; default 32 on a GPU, 2 on a CPU)")
+    parser.add_argument("--audio-layers", type=int, default=None,
+                        help="encoder layers (real: 32; default 32 on a GPU, 2 on a CPU)")
+    parser.add_argument("--clips", type=int, default=None, help="clips per batched run (GPU 512, CPU 20)")
+    parser.add_argument("--predecessor-clips", type=int, default=None,
+                        help="clips for the one-clip-per-call run (GPU 16, CPU 5)")
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (GPU 64, CPU 10)")
+    parser.add_argument("--max-new-tokens", type=int, default=10,
+                        help="predecessor's generated tokens per clip (random weights never stop early)")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args()
+
+    device = torch.device(args.device)
+    gpu = device.type == "cuda"
+    text_layers = args.text_layers or (REAL_TEXT_CONFIG["num_hidden_layers"] if gpu else 2)
+    audio_layers = args.audio_layers or (REAL_AUDIO_CONFIG["encoder_layers"] if gpu else 2)
+    clips_n = args.clips or (512 if gpu else 20)
+    predecessor_n = args.predecessor_clips or (16 if gpu else 5)
+    batch_size = args.batch_size or (64 if gpu else 10)
+    notes = []
+    if (text_layers, audio_layers) != (REAL_TEXT_CONFIG["num_hidden_layers"], REAL_AUDIO_CONFIG["encoder_layers"]):
+        notes.append(f"layers shrunk to {text_layers} decoder + {audio_layers} encoder "
+                     f"(real: 32 + 32); widths, vocabulary and code path are the real model's")
+    predecessor_dtype = torch.float16 if gpu else torch.float32
+    if not gpu:
+        notes.append("predecessor run in float32: its float16 was a GPU setting")
+
+    processor = build_processor()
+    processor.tokenizer.padding_side = "left"
+    config = real_config(processor.tokenizer, text_layers=text_layers, audio_layers=audio_layers)
+    with torch.device(device):
+        model = build_model(config, seed=0, dtype=torch.bfloat16)
+    n_params = sum(p.numel() for p in model.parameters())
+
+    def backend(dtype, **options) -> Qwen2AudioBackend:
+        model.to(dtype)
+        loaded = LoadedModel(model=model, processor=processor, device=device, dtype=dtype,
+                             source="random weights, real config", revision=None, load_in="none")
+        return Qwen2AudioBackend({"device": str(device), **options}, loaded=loaded)
+
+    clips = make_clips(clips_n)
+    rows = {
+        "predecessor": measure(backend(predecessor_dtype, scoring="generate", batch_size=1,
+                                       max_new_tokens=args.max_new_tokens),
+                               clips[:predecessor_n], 1),
+        "standard": measure(backend(torch.bfloat16, batch_size=batch_size), clips, batch_size),
+        "fast": measure(backend(torch.bfloat16, batch_size=batch_size, fast_encoder=True), clips, batch_size),
+    }
+    base = rows["predecessor"]["segments_per_s"]
+    for row in rows.values():
+        row["vs_predecessor"] = round(row["segments_per_s"] / base, 2)
+    rows["fast"]["vs_standard"] = round(rows["fast"]["segments_per_s"] / rows["standard"]["segments_per_s"], 2)
+    prompt_tokens = len(processor.tokenizer(backend(torch.bfloat16).rendered.text)["input_ids"])
+
+    name = torch.cuda.get_device_name(device) if gpu else "CPU"
+    print(f"Qwen2-Audio-7B architecture, random weights, {n_params / 1e9:.2f} B parameters, "
+          f"on {name} ({torch.get_num_threads()} threads)")
+    for note in notes:
+        print(f"note: {note}")
+    print(f"prompt: {prompt_tokens} tokens with the toy tokenizer, plus one audio token per 40 ms; "
+          f"clip durations cycle through {', '.join(map(str, DURATIONS_MS))} ms")
+    print(f"{'run':12} {'clips':>5} {'batch':>5} {'wall s':>8} {'seg/s':>8} {'x pred':>7}  stages")
+    for label, row in rows.items():
+        print(f"{label:12} {row['clips']:5d} {row['batch_size']:5d} {row['wall_s']:8.2f} "
+              f"{row['segments_per_s']:8.2f} {row['vs_predecessor']:7.1f}  "
+              f"features {row['features_s']:.2f} s, forward {row['forward_s']:.2f} s")
+    print(f"fast encoder vs standard: x{rows['fast']['vs_standard']}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump({"device": name, "parameters": n_params, "text_layers": text_layers,
+                       "audio_layers": audio_layers, "notes": notes, "runs": rows}, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
