@@ -1,0 +1,98 @@
+"""Alarms: signs that a run's numbers describe a broken model or harness, not a detector.
+
+- below-chance balanced accuracy (worse than guessing: labels swapped, prompt misread);
+- one class always chosen (a constant answer can still score 50% or more);
+- every raw output identical (the model is not looking at the audio);
+- any case with zero audio tokens (the clip never reached the model).
+
+Each is checked for the whole run and per model and dataset; one class always chosen is also
+checked per duration, where a model that only ever says NONSPEECH on short clips hides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from qsm_eval.analysis import metrics as point_metrics
+from qsm_eval.analysis.outcomes import outcomes
+
+MIN_CASES_PER_DURATION = 10  # a constant answer on fewer cases is not evidence of anything
+
+
+@dataclass(frozen=True)
+class Alarm:
+    kind: str      # below_chance | one_class | identical_outputs | zero_audio_tokens
+    scope: str     # "all", "model=...", "dataset=...", "duration=20ms"...
+    message: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _scopes(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    scopes = [("all", frame)]
+    for column in ("model", "dataset"):
+        if column in frame and frame[column].nunique(dropna=True) > 1:
+            scopes += [(f"{column}={value}", group) for value, group in frame.groupby(column, sort=True)]
+    return scopes
+
+
+def _both_classes(frame: pd.DataFrame) -> bool:
+    return frame["is_speech"].any() and (~frame["is_speech"]).any()
+
+
+def _below_chance(scope: str, frame: pd.DataFrame) -> list[Alarm]:
+    if not _both_classes(frame):
+        return []
+    ba = point_metrics.balanced_accuracy(frame)
+    if ba < 0.5:
+        return [Alarm("below_chance", scope, f"{scope}: balanced accuracy {ba:.3f} is below chance "
+                      f"(0.5) on {len(frame)} cases; are labels or the prompt's answer words swapped?")]
+    return []
+
+
+def _one_class(scope: str, frame: pd.DataFrame) -> list[Alarm]:
+    if not _both_classes(frame):
+        return []
+    answers = frame["pred_label"].fillna("UNKNOWN").astype(str).str.upper()
+    if answers.nunique() == 1:
+        return [Alarm("one_class", scope, f"{scope}: every one of {len(frame)} answers is "
+                      f"{answers.iloc[0]}, though both classes are present")]
+    return []
+
+
+def _identical_outputs(scope: str, frame: pd.DataFrame) -> list[Alarm]:
+    if "raw_output" not in frame:
+        return []
+    raw = frame["raw_output"].dropna()
+    if len(raw) > 1 and raw.nunique() == 1:
+        return [Alarm("identical_outputs", scope, f"{scope}: all {len(raw)} raw outputs are identical "
+                      f"({raw.iloc[0][:60]!r}); the model may not be receiving the audio")]
+    return []
+
+
+def _zero_audio_tokens(frame: pd.DataFrame) -> list[Alarm]:
+    if "n_audio_tokens" not in frame:
+        return []
+    zero = frame[frame["n_audio_tokens"].fillna(-1) == 0]
+    if zero.empty:
+        return []
+    durations = ", ".join(f"{d} ms: {n}" for d, n in zero.groupby("duration_ms").size().items())
+    return [Alarm("zero_audio_tokens", "all", f"{len(zero)} case(s) reached the model with zero "
+                  f"audio tokens ({durations}); their answers say nothing about the audio; "
+                  f"set a padding policy for clips this short")]
+
+
+def check_alarms(df: pd.DataFrame) -> list[Alarm]:
+    """Every alarm a results frame raises, most general scope first."""
+    frame = outcomes(df)
+    alarms: list[Alarm] = []
+    for scope, group in _scopes(frame):
+        alarms += _below_chance(scope, group) + _one_class(scope, group) + _identical_outputs(scope, group)
+    for duration, group in frame.groupby("duration_ms", sort=True):
+        if len(group) >= MIN_CASES_PER_DURATION:
+            alarms += _one_class(f"duration={duration}ms", group)
+    alarms += _zero_audio_tokens(frame)
+    return alarms
