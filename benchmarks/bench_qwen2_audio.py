@@ -46,18 +46,19 @@ def make_clips(count: int) -> list[AudioRequest]:
     return clips
 
 
-def measure(backend: Qwen2AudioBackend, clips: list[AudioRequest], batch_size: int) -> dict:
+def measure(backend: Qwen2AudioBackend, clips: list[AudioRequest], batch_size: int) -> tuple[dict, list]:
     backend.warmup()
+    predictions = []
     start = time.perf_counter()
     for i in range(0, len(clips), batch_size):
-        backend.predict_batch(clips[i:i + batch_size])
+        predictions += backend.predict_batch(clips[i:i + batch_size])
     if backend.loaded.device.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - start
     stages = backend.timings()
     return {"clips": len(clips), "batch_size": batch_size, "wall_s": round(wall, 3),
             "segments_per_s": round(len(clips) / wall, 3),
-            "features_s": stages.get("features_s"), "forward_s": stages.get("forward_s")}
+            "features_s": stages.get("features_s"), "forward_s": stages.get("forward_s")}, predictions
 
 
 def main() -> None:
@@ -105,12 +106,15 @@ def main() -> None:
         return Qwen2AudioBackend({"device": str(device), **options}, loaded=loaded)
 
     clips = make_clips(clips_n)
-    rows = {
-        "predecessor": measure(backend(predecessor_dtype, scoring="generate", batch_size=1,
-                                       max_new_tokens=args.max_new_tokens),
-                               clips[:predecessor_n], 1),
-        "standard": measure(backend(torch.bfloat16, batch_size=batch_size), clips, batch_size),
-        "fast": measure(backend(torch.bfloat16, batch_size=batch_size, fast_encoder=True), clips, batch_size),
+    rows = {"predecessor": measure(backend(predecessor_dtype, scoring="generate", batch_size=1,
+                                           max_new_tokens=args.max_new_tokens), clips[:predecessor_n], 1)[0]}
+    rows["standard"], standard = measure(backend(torch.bfloat16, batch_size=batch_size), clips, batch_size)
+    rows["fast"], fast = measure(backend(torch.bfloat16, batch_size=batch_size, fast_encoder=True),
+                                 clips, batch_size)
+    # The fast path's answers against the standard path's, in bfloat16 at the real widths.
+    agreement = {
+        "max_abs_p_speech_diff": round(max(abs(a.p_speech - b.p_speech) for a, b in zip(fast, standard)), 6),
+        "same_label": sum(a.label == b.label for a, b in zip(fast, standard)) / len(clips),
     }
     base = rows["predecessor"]["segments_per_s"]
     for row in rows.values():
@@ -130,11 +134,14 @@ def main() -> None:
         print(f"{label:12} {row['clips']:5d} {row['batch_size']:5d} {row['wall_s']:8.2f} "
               f"{row['segments_per_s']:8.2f} {row['vs_predecessor']:7.1f}  "
               f"features {row['features_s']:.2f} s, forward {row['forward_s']:.2f} s")
-    print(f"fast encoder vs standard: x{rows['fast']['vs_standard']}")
+    print(f"fast encoder vs standard: x{rows['fast']['vs_standard']}; bfloat16 answers: "
+          f"max |p_speech difference| {agreement['max_abs_p_speech_diff']}, "
+          f"same label {agreement['same_label']:.0%}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"device": name, "parameters": n_params, "text_layers": text_layers,
-                       "audio_layers": audio_layers, "notes": notes, "runs": rows}, fh, indent=2)
+                       "audio_layers": audio_layers, "notes": notes, "runs": rows,
+                       "fast_vs_standard": agreement}, fh, indent=2)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,13 @@ def test_loads_through_the_registry_from_a_local_directory(tiny_checkpoint):
     assert backend.loaded.processor.tokenizer.padding_side == "left"
 
 
+def test_describe_still_answers_after_close(make_backend):
+    backend = make_backend()
+    before = backend.describe()
+    backend.close()
+    assert backend.loaded is None and backend.describe() == before
+
+
 def test_dtype_is_applied(make_backend):
     backend = make_backend(dtype="bfloat16")
     assert next(backend.loaded.model.parameters()).dtype == torch.bfloat16
@@ -59,6 +66,7 @@ def test_hub_id_missing_from_the_cache_says_how_to_get_it(tmp_path, monkeypatch)
         Qwen2AudioBackend({"device": "cpu"})  # model_path None: the default model
     message = str(info.value)
     assert "huggingface-cli download Qwen/Qwen2-Audio-7B-Instruct" in message
+    assert "hf download Qwen/Qwen2-Audio-7B-Instruct" in message   # the CLI's newer name
     assert f"HF_HOME={tmp_path / 'hf'}" in message and "\n" not in message
 
 
@@ -107,6 +115,7 @@ def test_quantised_loading_is_refused_where_it_cannot_work(tiny_checkpoint):
 
 def test_device_and_dtype_resolution():
     cpu = resolve_device("cpu")
+    assert resolve_device("cpu", worker_index=3) == cpu   # xdist workers share the CPU
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
     assert resolve_dtype("auto", cpu) == torch.float32
     assert resolve_dtype("float16", cpu) == torch.float16

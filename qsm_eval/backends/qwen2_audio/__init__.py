@@ -100,6 +100,8 @@ class Qwen2AudioBackend(Backend):
         import torch
         import transformers
 
+        if self.loaded is None:
+            return dict(self._closed_description)
         model = self.loaded.model
         return {
             "backend": self.name,
@@ -231,6 +233,8 @@ class Qwen2AudioBackend(Backend):
     def close(self) -> None:
         import torch
 
+        if self.loaded is not None:
+            self._closed_description = self.describe()  # run.json may still ask after close
         self.loaded = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

@@ -53,19 +53,25 @@ def hf_home() -> str:
     return constants.HF_HOME
 
 
-def resolve_device(requested: str | None):
-    """auto -> cuda when torch sees a GPU, else cpu; cuda without a GPU is refused clearly."""
+def resolve_device(requested: str | None, worker_index: int | None = None):
+    """auto -> cuda when torch sees a GPU, else cpu; cuda without a GPU is refused clearly.
+
+    Under pytest-xdist (``worker_index`` set) a plain auto/cuda puts worker N on GPU N modulo
+    the GPU count: one model replica per GPU.
+    """
     import torch
 
     requested = (requested or "auto").lower()
     if requested not in DEVICES and not requested.startswith("cuda:"):
         raise BackendError(f"--qsm-device {requested!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise BackendError(
             f"--qsm-device {requested} was requested but torch {torch.__version__} sees no CUDA GPU "
             f"on this machine; use --qsm-device cpu (slow for a 7B model) or auto")
+    if requested == "cuda" and worker_index is not None:
+        return torch.device("cuda", worker_index % torch.cuda.device_count())
     return torch.device(requested)
 
 
@@ -106,11 +112,12 @@ def _cached_snapshot(model_id: str, revision: str | None) -> str:
     try:
         return snapshot_download(model_id, revision=revision, cache_dir=cache, local_files_only=True)
     except (LocalEntryNotFoundError, FileNotFoundError, OSError) as exc:
-        fetch = f"huggingface-cli download {model_id}" + (f" --revision {revision}" if revision else "")
+        args = f"download {model_id}" + (f" --revision {revision}" if revision else "")
         raise BackendError(
             f"weights for {model_id}{'@' + revision if revision else ''} are not on this machine "
             f"(looked in {cache}; HF_HOME={hf_home()}); qsm-eval never downloads at run time: "
-            f"fetch them first with `{fetch}` (set HF_HOME to choose where they go), "
+            f"fetch them first with `huggingface-cli {args}` (`hf {args}` with huggingface_hub 1.0 "
+            f"and later; set HF_HOME to choose where they go), "
             f"or pass a local directory with --qsm-model-path") from exc
 
 
@@ -143,7 +150,7 @@ def load(settings: dict) -> LoadedModel:
     from transformers import Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
 
     revision = settings.get("revision") or None
-    device = resolve_device(settings.get("device"))
+    device = resolve_device(settings.get("device"), settings.get("worker_index"))
     dtype = resolve_dtype(settings.get("dtype"), device)
     load_in = (settings.get("load_in") or "none").lower()
     quant = quantization_config(load_in, device)
