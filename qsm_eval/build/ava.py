@@ -32,8 +32,9 @@ END_TOLERANCE_S = 0.5
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     corpus = parser.add_argument_group("AVA-Speech input")
     corpus.add_argument("--labels", required=True, type=Path,
+                        metavar="CSV",
                         help="the AVA-Speech label CSV (no header: video_id,start_s,end_s,label)")
-    corpus.add_argument("--audio-dir", required=True, type=Path,
+    corpus.add_argument("--audio-dir", required=True, type=Path, metavar="DIR",
                         help="directory with one audio file per video id")
     corpus.add_argument("--conditions", nargs="+", choices=sorted(CONDITIONS.values()),
                         default=sorted(CONDITIONS.values()),

@@ -48,7 +48,7 @@ MIN_SILENCE_S = 0.1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     corpus = parser.add_argument_group("ESC-50 input")
-    corpus.add_argument("--esc50-dir", required=True, type=Path,
+    corpus.add_argument("--esc50-dir", required=True, type=Path, metavar="DIR",
                         help="the ESC-50 directory, holding meta/esc50.csv and audio/")
     corpus.add_argument("--exclude-categories", nargs="*", default=list(VOCAL_CATEGORIES),
                         metavar="CATEGORY",

@@ -55,7 +55,7 @@ class BuildOptions:
 def add_common_arguments(parser: argparse.ArgumentParser, dataset: str,
                          margin_s: float = 1.0, margin_help: str = "") -> None:
     group = parser.add_argument_group("segment set")
-    group.add_argument("--out", required=True, type=Path,
+    group.add_argument("--out", required=True, type=Path, metavar="DIR",
                        help="directory to write the segment set to (audio/, metadata, reports)")
     group.add_argument("--dataset", default=dataset,
                        help=f"value of the dataset column (default: {dataset})")

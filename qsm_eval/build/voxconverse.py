@@ -28,9 +28,9 @@ END_TOLERANCE_S = 0.5
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     corpus = parser.add_argument_group("VoxConverse input")
-    corpus.add_argument("--rttm-dir", required=True, type=Path,
+    corpus.add_argument("--rttm-dir", required=True, type=Path, metavar="DIR",
                         help="directory with one <uri>.rttm per recording")
-    corpus.add_argument("--audio-dir", required=True, type=Path,
+    corpus.add_argument("--audio-dir", required=True, type=Path, metavar="DIR",
                         help="directory with the audio of each uri")
     add_common_arguments(parser, dataset="voxconverse")
 
