@@ -8,13 +8,14 @@ from qsm_eval.segments import load_segment_audio, load_segment_set
 MARGIN = 1.0
 
 
+ARGS = ["--per-class", 6, "--durations", 40, 500, "--format", "flac", "--splits", "dev=0.5", "test=0.5"]
+
+
 @pytest.fixture(scope="module")
 def vox_set(vox_corpus, build, tmp_path_factory):
     rttm, audio = vox_corpus
     out = tmp_path_factory.mktemp("vox_set") / "set"
-    assert build(voxconverse, ["--rttm-dir", rttm, "--audio-dir", audio, "--out", out,
-                               "--per-class", 6, "--durations", 40, 500, "--format", "flac",
-                               "--splits", "dev=0.5", "test=0.5"]) == 0
+    assert build(voxconverse, ["--rttm-dir", rttm, "--audio-dir", audio, "--out", out, *ARGS]) == 0
     return out
 
 
@@ -28,6 +29,14 @@ def test_the_flac_set_loads_and_every_clip_passes(vox_set):
     assert all(s.audio_path.endswith(".flac") for s in segments)
     for segment in segments:
         assert load_segment_audio(segment).size == segment.duration_ms * 16
+
+
+def test_a_flac_rebuild_is_byte_identical(vox_set, vox_corpus, build, tmp_path):
+    rttm, audio = vox_corpus
+    assert build(voxconverse, ["--rttm-dir", rttm, "--audio-dir", audio, "--out", tmp_path, *ARGS]) == 0
+    files = sorted(p.relative_to(vox_set) for p in vox_set.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert all((vox_set / f).read_bytes() == (tmp_path / f).read_bytes() for f in files)
 
 
 def test_negatives_come_from_gaps_a_margin_away_from_every_turn(vox_set, corpora):

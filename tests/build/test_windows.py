@@ -88,3 +88,21 @@ def test_adding_a_recording_leaves_the_positions_drawn_in_the_others_unchanged()
         return [(w.region, w.start) for w in candidate_windows(rs, 200, 4, "x", 3)
                 if w.region.source_id == "s1"]
     assert positions(regions) == positions(regions + extra)
+
+
+def test_the_kept_windows_do_not_depend_on_how_far_ahead_audio_was_checked():
+    regions = regions_of(3, 3)
+    candidates = lambda: candidate_windows(regions, 100, 11, "x", attempts_per_region=8)
+
+    def settle(lookahead):
+        faults = {}
+        while not (selection := select_windows(candidates, 10, 2, faults, lookahead)).done:
+            for window in selection.pending:
+                # A fixed, position-dependent verdict: every third sample offset is "silent".
+                faults[window.key] = SILENT if window.start % 3 == 0 else None
+        return selection.kept, selection.rejected, len(faults)
+
+    kept_1, rejected_1, checked_1 = settle(1)
+    kept_9, rejected_9, checked_9 = settle(9)
+    assert kept_1 == kept_9 and rejected_1 == rejected_9 and len(kept_1) == 10
+    assert checked_9 > checked_1
