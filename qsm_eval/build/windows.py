@@ -2,8 +2,9 @@
 digitally silent or clipped windows.
 
 Placement is a fixed, seeded sequence of candidates; selection walks it in order and keeps
-the first ``count`` that fit the per-region cap and pass the signal checks. Because the sequence is fixed, the result depends only on the
-inputs and the seed, however many candidates were checked ahead of need.
+the first ``count`` that fit the per-region cap and pass the signal checks. Because the
+sequence is fixed, the result depends only on the inputs and the seed, however many
+candidates were checked ahead of need.
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
+import argparse
+
 import pandas as pd
 import pytest
 
 from qsm_eval.build import voxconverse
-from qsm_eval.build.regions import union
+from qsm_eval.build.regions import eligible_regions, union
 from qsm_eval.segments import load_segment_audio, load_segment_set
 
 MARGIN = 1.0
@@ -59,12 +61,19 @@ def test_speech_windows_lie_in_the_union_of_turns_with_the_margin(vox_set, corpo
     for row in frame[frame.label == "SPEECH"].itertuples():
         merged = turns_of(corpora, row.source_id)
         assert any(a + MARGIN <= row.start_s and row.end_s <= b - MARGIN for a, b in merged), row
-    # The overlapping turns 1.0-6.0 and 5.5-9.0 are one region: a window may span 5.5-6.0.
-    assert (1.0 + MARGIN, 9.0 - MARGIN) in turns_of_with_margin(corpora)
 
 
-def turns_of_with_margin(corpora):
-    return [(a + MARGIN, b - MARGIN) for a, b in turns_of(corpora, "abjxc")]
+def test_overlapping_turns_make_one_speech_region_and_gaps_the_rest(vox_corpus):
+    rttm, audio = vox_corpus
+    args = argparse.Namespace(rttm_dir=rttm, audio_dir=audio)
+    regions = [r for r in voxconverse.read_regions(args) if r.source_id == "abjxc"]
+    spans = {label: [(r.start_s, r.end_s) for r in regions if r.label == label]
+             for label in ("SPEECH", "NONSPEECH")}
+    # Turns 1.0-6.0 and 5.5-9.0 overlap: one region, so windows may span 5.5-6.0.
+    assert spans["SPEECH"] == [(1.0, 9.0), (13.5, 18.0), (18.8, 24.0)]
+    assert spans["NONSPEECH"] == [(0.0, 1.0), (9.0, 13.5), (18.0, 18.8), (24.0, 30.0)]
+    eligible = eligible_regions(regions, MARGIN)
+    assert [(r.start_s, r.end_s) for r in eligible if r.label == "NONSPEECH"] == [(10.0, 12.5), (25.0, 29.0)]
 
 
 def test_splits_are_disjoint_by_recording(vox_set):
