@@ -12,6 +12,7 @@ from qsm_eval.backends.qwen2_audio.scoring import answer_tokens, last_hidden_sta
 
 def test_spellings_cover_case_and_leading_space():
     assert set(spellings("Speech")) == {"Speech", " Speech", "SPEECH", " SPEECH", "speech", " speech"}
+    assert set(spellings("B")) == {"B", " B"}          # "a"/"b" are words more often than options
 
 
 def test_answer_tokens_are_first_tokens_of_every_spelling(make_backend):

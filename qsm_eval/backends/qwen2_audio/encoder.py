@@ -48,8 +48,8 @@ def encode_audio(model, input_features, feature_attention_mask, *, fast: bool = 
     positions = (features.shape[-1] - 1) // 2 + 1
     keep = torch.arange(positions, device=weight.device)[None, :] < conv_lengths[:, None]
     # Padded positions are hidden as keys, as in transformers' own call of the encoder.
-    mask = create_bidirectional_mask(config=tower.config, inputs_embeds=features.new_zeros(len(features), positions, 1),
-                                     attention_mask=keep.long())
+    shape_only = features.new_zeros(len(features), positions, 1)
+    mask = create_bidirectional_mask(config=tower.config, inputs_embeds=shape_only, attention_mask=keep.long())
     if fast:
         hidden = nn.functional.gelu(tower.conv1(features))
         hidden = nn.functional.gelu(tower.conv2(hidden)).permute(0, 2, 1)

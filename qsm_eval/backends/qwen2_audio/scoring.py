@@ -4,8 +4,8 @@ logits (default): one forward pass; only the last position goes through the LM h
 padding puts every row's next token there). p_speech = P(SPEECH answer) / (P(SPEECH answer)
 + P(NONSPEECH answer)), where each answer's probability sums the first tokens of every
 spelling of it the tokenizer has: with and without a leading space, upper, lower and title
-case. If a first token would count for both answers the prompt is refused: p_speech would
-then mean nothing.
+case (option letters: upper case only). If a first token would count for both answers the
+prompt is refused: p_speech would then mean nothing.
 
 generate: greedy decoding of new tokens only, decoded whole, labelled by the strict parser;
 p_speech there comes from the first decoding step, the same quantity as in logits mode.
@@ -43,8 +43,15 @@ class Scored:
 
 
 def spellings(answer: str) -> list[str]:
-    """The forms a model may start its answer with."""
-    cases = dict.fromkeys([answer, answer.upper(), answer.lower(), answer.capitalize()])
+    """The forms a model may start its answer with.
+
+    An option letter keeps its upper case only: a lower-case "a" at the start of an answer
+    is far more often the article than option A.
+    """
+    if len(answer) == 1 and answer.isalpha():
+        cases = [answer.upper()]
+    else:
+        cases = list(dict.fromkeys([answer, answer.upper(), answer.lower(), answer.capitalize()]))
     return [prefix + form for form in cases for prefix in ("", " ")]
 
 
