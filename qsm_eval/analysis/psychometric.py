@@ -351,6 +351,16 @@ def fit_psychometric(df: pd.DataFrame, core: str = "logistic", levels=DEFAULT_LE
                            boot_curves)
 
 
+def threshold_ms(df: pd.DataFrame, name: str, core: str = "logistic") -> float:
+    """The point value of one threshold (e.g. "DT75") for gates: NaN when no curve can be fitted
+    (fewer than two durations), inf when the level is never reached; extrapolated values are
+    returned as they are."""
+    try:
+        return fit_psychometric(df, core=core, levels=(name,), n_boot=0).thresholds[name].duration_ms
+    except ValueError:
+        return float("nan")
+
+
 # --- hit and false-alarm curves, d' -----------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -1,0 +1,138 @@
+"""Plots of a run (or several) written as PNG and SVG: psychometric curves, hit and false-alarm
+curves, ROC. Each function takes one entry per line (a model or a dataset) and a file stem,
+and returns the paths it wrote. matplotlib runs on the Agg backend: no display needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+from qsm_eval.analysis.intervals import wilson  # noqa: E402
+from qsm_eval.analysis.outcomes import outcomes  # noqa: E402
+from qsm_eval.analysis.psychometric import PsychometricFit, rate_curves  # noqa: E402
+
+FORMATS = ("png", "svg")
+_MARKERS = {"DT50": "o", "DT75": "s"}
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    paths = []
+    for fmt in FORMATS:
+        path = stem.with_suffix(f".{fmt}")
+        # A fixed date keeps the SVG identical from one report to the next.
+        fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def _duration_axis(ax, durations) -> None:
+    ax.set_xscale("log")
+    ticks = sorted(set(int(d) for d in durations))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([str(t) for t in ticks], rotation=45)
+    ax.minorticks_off()
+    ax.set_xlabel("clip duration (ms)")
+    ax.grid(True, alpha=0.3)
+
+
+def psychometric_plot(fits: dict[str, PsychometricFit], stem: Path, title: str = "") -> list[Path]:
+    """Proportion correct per duration (Wilson 95% bars), the fitted curve, DT50/DT75 markers
+    with their bootstrap intervals drawn at the threshold's height."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    all_durations = []
+    tested = [f.durations_ms for f in fits.values()]
+    left = min(d.min() for d in tested) / 1.5 if tested else 1.0
+    right = max(d.max() for d in tested) * 1.5 if tested else 10.0
+    for i, (label, fit) in enumerate(fits.items()):
+        color = f"C{i}"
+        d, k, n = fit.durations_ms, fit.n_correct, fit.n_trials
+        all_durations += list(d)
+        p = k / n
+        bounds = np.array([wilson(ki, ni) for ki, ni in zip(k, n)])
+        # Bars: Wilson 95% per duration, treating clips as independent (a visual guide; the
+        # tables' intervals resample sources).
+        ax.errorbar(d, p, yerr=[p - bounds[:, 0], bounds[:, 1] - p], fmt="o", color=color,
+                    capsize=3, ms=4, label=f"{label} (n={int(n.sum())})")
+        grid = np.exp(np.linspace(np.log(d.min()), np.log(d.max()), 200))
+        ax.plot(grid, fit.curve.p_correct(grid), color=color, lw=1.5)
+        for name, t in fit.thresholds.items():
+            if not np.isfinite(t.duration_ms) or not left <= t.duration_ms <= right:
+                continue  # a threshold far outside the tested range is in the tables, not the plot
+            height = float(fit.curve.p_correct(t.duration_ms))
+            ax.plot([t.duration_ms], [height], _MARKERS.get(name, "D"), color=color, mfc="white", ms=8)
+            # The interval band, cut at the plot's edges when it runs beyond them.
+            lo, hi = max(t.ci_low, left), min(t.ci_high, right)
+            if np.isfinite(lo) and np.isfinite(hi) and lo < hi:
+                ax.hlines(height, lo, hi, color=color, lw=3, alpha=0.35)
+    ax.axhline(0.5, color="grey", ls=":", lw=1)
+    _duration_axis(ax, all_durations)
+    ax.set_xlim(left, right)
+    ax.set_ylim(0.3, 1.02)
+    ax.set_ylabel("proportion correct")
+    ax.set_title(title or "Psychometric curves (markers: DT50 circle, DT75 square; band: 95% CI)")
+    ax.legend(loc="lower right", fontsize=8)
+    return _save(fig, stem)
+
+
+def rate_plot(frames: dict[str, pd.DataFrame], stem: Path, title: str = "") -> list[Path]:
+    """P(say SPEECH) per duration for speech trials (hits, solid) and non-speech trials
+    (false alarms, dashed), with Wilson bars and fitted curves."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    all_durations = []
+    for i, (label, df) in enumerate(frames.items()):
+        color = f"C{i}"
+        frame = outcomes(df)
+        curves = rate_curves(frame)
+        for kind, is_speech, style in (("hit", True, "-"), ("false_alarm", False, "--")):
+            trials = frame[frame["is_speech"] == is_speech]
+            if trials.empty:
+                continue
+            counts = trials.groupby("duration_ms")["says_speech"].agg(["sum", "count"])
+            d = counts.index.to_numpy(dtype=float)
+            all_durations += list(d)
+            p = (counts["sum"] / counts["count"]).to_numpy()
+            bounds = np.array([wilson(k, n) for k, n in zip(counts["sum"], counts["count"])])
+            ax.errorbar(d, p, yerr=[p - bounds[:, 0], bounds[:, 1] - p], fmt="o" if is_speech else "^",
+                        color=color, capsize=3, ms=4, label=f"{label}: {kind.replace('_', ' ')} rate")
+            if kind in curves and len(d) > 1:
+                grid = np.exp(np.linspace(np.log(d.min()), np.log(d.max()), 200))
+                ax.plot(grid, curves[kind].rate(grid), style, color=color, lw=1.5)
+    _duration_axis(ax, all_durations)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("P(answer SPEECH)")
+    ax.set_title(title or "Hit rate (speech clips) and false-alarm rate (non-speech clips)")
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, stem)
+
+
+def roc_plot(frames: dict[str, pd.DataFrame], stem: Path, title: str = "") -> list[Path]:
+    """ROC curves from p_speech; writes nothing (returns []) when no frame has p_speech."""
+    scored = {}
+    for label, df in frames.items():
+        if "p_speech" in df:
+            frame = outcomes(df)
+            frame = frame[frame["p_speech"].notna()]
+            if frame["is_speech"].nunique() == 2:
+                scored[label] = frame
+    if not scored:
+        return []
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for i, (label, frame) in enumerate(scored.items()):
+        fpr, tpr, _ = roc_curve(frame["is_speech"], frame["p_speech"])
+        ax.plot(fpr, tpr, color=f"C{i}", lw=1.5, label=label)
+    ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
+    ax.set_xlabel("false-alarm rate")
+    ax.set_ylabel("hit rate")
+    ax.set_title(title or "ROC from p_speech")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(True, alpha=0.3)
+    return _save(fig, stem)
