@@ -7,6 +7,8 @@ the backend's own code path for every configuration, in one run:
   predecessor  one clip per call, generate (--max-new-tokens), float16 (float32 on a CPU)
   standard     batched logits, bfloat16, the 30 s (3000-frame) audio encoder
   fast         batched logits, bfloat16, the fast encoder path (only the frames needed)
+  (on a CPU also standard-fp32: batched logits in the predecessor's float32, to separate the
+  gain of batching and logits from that of bfloat16)
 
 On a CPU the full 7B model is far too slow, so the layer counts default to 2 + 2 (the
 output says so); the vocabulary, widths and every code path stay those of the real model.
@@ -109,6 +111,9 @@ def main() -> None:
     rows = {"predecessor": measure(backend(predecessor_dtype, scoring="generate", batch_size=1,
                                            max_new_tokens=args.max_new_tokens), clips[:predecessor_n], 1)[0]}
     rows["standard"], standard = measure(backend(torch.bfloat16, batch_size=batch_size), clips, batch_size)
+    if predecessor_dtype != torch.float16:
+        # Same dtype as the predecessor's run here: separates batching+logits from bfloat16.
+        rows["standard-fp32"] = measure(backend(predecessor_dtype, batch_size=batch_size), clips, batch_size)[0]
     rows["fast"], fast = measure(backend(torch.bfloat16, batch_size=batch_size, fast_encoder=True),
                                  clips, batch_size)
     # The fast path's answers against the standard path's, in bfloat16 at the real widths.
@@ -129,9 +134,9 @@ def main() -> None:
         print(f"note: {note}")
     print(f"prompt: {prompt_tokens} tokens with the toy tokenizer, plus one audio token per 40 ms; "
           f"clip durations cycle through {', '.join(map(str, DURATIONS_MS))} ms")
-    print(f"{'run':12} {'clips':>5} {'batch':>5} {'wall s':>8} {'seg/s':>8} {'x pred':>7}  stages")
+    print(f"{'run':14} {'clips':>5} {'batch':>5} {'wall s':>8} {'seg/s':>8} {'x pred':>7}  stages")
     for label, row in rows.items():
-        print(f"{label:12} {row['clips']:5d} {row['batch_size']:5d} {row['wall_s']:8.2f} "
+        print(f"{label:14} {row['clips']:5d} {row['batch_size']:5d} {row['wall_s']:8.2f} "
               f"{row['segments_per_s']:8.2f} {row['vs_predecessor']:7.1f}  "
               f"features {row['features_s']:.2f} s, forward {row['forward_s']:.2f} s")
     print(f"fast encoder vs standard: x{rows['fast']['vs_standard']}; bfloat16 answers: "
