@@ -59,3 +59,17 @@ def test_unpadded_short_clips_fail_with_the_reason_and_generate_mode_runs(
     assert heard["error"].isna().all() and (heard["n_audio_tokens"] == 2).all()
     assert heard["raw_output"].str.len().gt(0).all() and heard["parse_status"].ne("logits").all()
     assert (frame["prompt_id"] == "ab").all() and (frame["padding"] == "none").all()
+
+
+def test_missing_weights_stop_the_run_with_the_fetch_command(pytester, make_segments, monkeypatch):
+    segments = make_segments(pytester.path / "synth", durations=(100,))
+    monkeypatch.setenv("HF_HOME", str(pytester.path / "empty-hf-home"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    pytester.makepyfile(test_speech_detection=EVAL_SUITE.read_text())
+    result = pytester.runpytest("-p", "no:cacheprovider", "--qsm-segments", str(segments),
+                                "--qsm-model", "qwen2-audio", "--qsm-device", "cpu",
+                                "--qsm-out", str(pytester.path / "run"))
+    assert result.ret == 4  # usage error: no case ran
+    output = result.stdout.str() + result.stderr.str()
+    assert "huggingface-cli download Qwen/Qwen2-Audio-7B-Instruct" in output
+    assert "Traceback" not in output
