@@ -70,3 +70,10 @@ def test_bad_policy_values_are_refused(make_backend):
         make_backend(pad_ms=100, pad_placement="middle")
     with pytest.raises(BackendError, match="pad-ms"):
         make_backend(pad_ms=-5)
+
+
+def test_clip_beyond_the_30s_window_is_an_error(make_backend, make_request):
+    backend = make_backend()
+    (prediction,) = backend.predict_batch([make_request("long", np.zeros(31 * 16000, np.float32))])
+    assert prediction.label == "UNKNOWN" and "longer than the 30 s" in prediction.error
+    assert backend.timer.batches == 0   # the model was never called

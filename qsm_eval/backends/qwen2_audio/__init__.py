@@ -16,7 +16,7 @@ import numpy as np
 from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Option, Prediction
 from qsm_eval.backends.qwen2_audio import loading, prompts
 from qsm_eval.backends.qwen2_audio.presentation import (
-    FILLS, MAX_FRAMES, PLACEMENTS, SAMPLE_RATE, PresentationPolicy, mel_frames, present,
+    FILLS, HOP_LENGTH, MAX_FRAMES, PLACEMENTS, SAMPLE_RATE, PresentationPolicy, mel_frames, present,
 )
 from qsm_eval.backends.qwen2_audio.scoring import SCORING_MODES
 
@@ -173,7 +173,7 @@ class Qwen2AudioBackend(Backend):
             return (f"clip of {request.duration_ms} ms reaches Qwen2-Audio as 0 audio tokens (one per "
                     f"40 ms; 25 ms is the least that yields one), so the model would answer without "
                     f"hearing it; present it in a container with --qsm-pad-ms (e.g. 100)")
-        if len(clip.waveform) > MAX_FRAMES * 160:
+        if len(clip.waveform) > MAX_FRAMES * HOP_LENGTH:
             return (f"clip of {request.duration_ms} ms is longer than the 30 s Qwen2-Audio's feature "
                     f"extractor takes; cut it into shorter segments")
         return None
