@@ -104,6 +104,17 @@ def count(df: pd.DataFrame) -> float:
     return float(len(df))
 
 
+def _duration_threshold(name: str) -> Callable[[pd.DataFrame], float]:
+    """A psychometric threshold (ms) as a metric; scipy loads only when a gate asks for it."""
+    def metric(df: pd.DataFrame) -> float:
+        from qsm_eval.analysis.psychometric import threshold_ms
+
+        return threshold_ms(df, name)
+
+    metric.__name__ = f"{name.lower()}_ms"
+    return metric
+
+
 METRICS: dict[str, Callable[[pd.DataFrame], float]] = {
     "n": count,
     "accuracy": accuracy,
@@ -116,6 +127,8 @@ METRICS: dict[str, Callable[[pd.DataFrame], float]] = {
     "error_rate": error_rate,
     "median_latency_ms": median_latency_ms,
     "segments_per_s": segments_per_s,
+    "dt50_ms": _duration_threshold("DT50"),   # duration halfway from guess to ceiling
+    "dt75_ms": _duration_threshold("DT75"),   # duration where proportion correct reaches 0.75
 }
 SUMMARY_METRICS = ("n", "accuracy", "balanced_accuracy", "precision", "recall", "f1",
                    "unknown_rate", "median_latency_ms", "segments_per_s")

@@ -149,7 +149,12 @@ def _minimize(starts, x, k, n, core, guess, bounds):
 def _starts(x: np.ndarray, lapse_bounds) -> list[tuple[float, float, float]]:
     """Several starting points: the likelihood can have a flat shoulder far from the data."""
     lapse0 = float(np.mean(lapse_bounds))
-    return [(loc, math.log(s), lapse0) for loc in np.quantile(x, [0.1, 0.5, 0.9]) for s in (1.0, 5.0)]
+    starts = [(loc, math.log(s), lapse0) for loc in np.quantile(x, [0.1, 0.5, 0.9]) for s in (1.0, 5.0)]
+    # Near-step optima (mostly wrong below one duration, right above) have narrow basins: a
+    # steep start in each gap between tested durations reaches them.
+    levels = np.unique(x)
+    starts += [(loc, math.log(25.0), lapse0) for loc in (levels[1:] + levels[:-1]) / 2]
+    return starts
 
 
 @_one_blas_thread
@@ -173,19 +178,11 @@ def _batch_nll(theta, x, k, n, core, guess):
     return -np.sum(k * np.log(p) + (n - k) * np.log1p(-p), axis=1)
 
 
-def fit_curves_batch(x, k, n, start, core, guess, bounds, max_iter: int = 50, tol: float = 1e-9):
-    """Maximum-likelihood fits of many count sets at once (bootstrap replicates).
-
-    Projected Fisher scoring with step halving, vectorised over rows of ``k`` and ``n``
-    (replicates x durations), all started from ``start``: a per-replicate scipy call costs
-    milliseconds of overhead, this costs microseconds per replicate. Parameters sitting on a
-    bound with the gradient pushing outwards are held there (active set).
-    Returns (theta, nll) with theta rows (location, ln slope, lapse).
-    """
-    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    lower = np.array([b[0] for b in bounds])
-    upper = np.array([b[1] for b in bounds])
-    theta = np.tile(np.asarray(start, dtype=float), (len(k), 1))
+def _score_batch(x, k, n, theta0, core, guess, lower, upper, max_iter: int = 50, tol: float = 1e-9):
+    """Projected Fisher scoring with step halving, vectorised over rows of ``k`` and ``n``,
+    row i started from ``theta0[i]``. Parameters sitting on a bound with the gradient pushing
+    outwards are held there (active set). Returns (theta, nll, unconverged)."""
+    theta = np.array(theta0, dtype=float)
     nll = _batch_nll(theta, x, k, n, core, guess)
     active = np.ones(len(k), dtype=bool)
     for _iteration in range(max_iter):
@@ -218,30 +215,48 @@ def fit_curves_batch(x, k, n, start, core, guess, bounds, max_iter: int = 50, to
         # replicate does not leap onto a far, flat shoulder of the likelihood.
         step *= np.minimum(1.0, 1.0 / np.maximum(np.abs(step[:, :2]).max(axis=1), 1e-300))[:, None]
         old = nll[active]
-        scale = np.ones(len(t))
-        new_theta, new_nll = t, old
-        pending = np.ones(len(t), dtype=bool)
+        new_theta, new_nll = t.copy(), old.copy()
+        pending = np.arange(len(t))
+        scale = 1.0
         for _halving in range(30):  # halve the step until the likelihood improves
-            trial = np.clip(t + scale[:, None] * step, lower, upper)
-            trial_nll = _batch_nll(trial, x, kk, nn, core, guess)
-            ok = pending & (trial_nll <= old)
-            new_theta = np.where(ok[:, None], trial, new_theta)
-            new_nll = np.where(ok, trial_nll, new_nll)
-            pending &= ~ok
-            if not pending.any():
+            trial = np.clip(t[pending] + scale * step[pending], lower, upper)
+            trial_nll = _batch_nll(trial, x, kk[pending], nn[pending], core, guess)
+            ok = trial_nll <= old[pending]
+            new_theta[pending[ok]], new_nll[pending[ok]] = trial[ok], trial_nll[ok]
+            pending = pending[~ok]
+            if not len(pending):
                 break
-            scale = np.where(pending, scale / 2.0, scale)
+            scale /= 2.0
         idx = np.flatnonzero(active)
         theta[idx], nll[idx] = new_theta, new_nll
         done = (decrement < 2 * tol) | ((old - new_nll) <= 0)
         active[idx[done]] = False
-    # Replicates left on a location or slope bound get the full multi-start scipy fit (the
-    # bound may be a corner scoring steps cannot leave); unconverged ones (near-step data,
-    # slope running off to its bound) are finished by scipy from where they stand.
+    return theta, nll, active
+
+
+def fit_curves_batch(x, k, n, starts, core, guess, bounds):
+    """Maximum-likelihood fits of many count sets at once (bootstrap replicates x durations).
+
+    A per-replicate scipy call costs milliseconds of overhead; vectorised scoring costs
+    microseconds per replicate, so every replicate is scored from each of ``starts`` and keeps
+    its best fit (one start alone can stop in a local optimum).
+    Returns (theta, nll) with theta rows (location, ln slope, lapse).
+    """
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    lower = np.array([b[0] for b in bounds])
+    upper = np.array([b[1] for b in bounds])
+    # One scoring run over every (start, replicate) pair, then each replicate's best.
+    n_rep, n_start = len(k), len(starts)
+    theta0 = np.repeat(np.asarray(starts, dtype=float), n_rep, axis=0)
+    fitted, fitted_nll, unconverged = _score_batch(x, np.tile(k, (n_start, 1)), np.tile(n, (n_start, 1)),
+                                                   theta0, core, guess, lower, upper)
+    best = np.argmin(fitted_nll.reshape(n_start, n_rep), axis=0) * n_rep + np.arange(n_rep)
+    theta, nll, active = fitted[best], fitted_nll[best], unconverged[best]
+    # Replicates left unconverged, or on a location or slope bound (a corner that projected
+    # scoring may leave slowly), are polished by scipy from where they stand.
     edge = np.any((theta[:, :2] <= lower[:2] + 1e-9) | (theta[:, :2] >= upper[:2] - 1e-9), axis=1)
     for i in np.flatnonzero(edge | active):
-        starts = [tuple(theta[i])] + (_starts(x, bounds[2]) if edge[i] else [])
-        res = _minimize(starts, x, k[i], n[i], core, guess, bounds)
+        res = _minimize([tuple(theta[i])], x, k[i], n[i], core, guess, bounds)
         if res.fun < nll[i]:
             theta[i], nll[i] = res.x, res.fun
     return theta, nll
@@ -332,9 +347,9 @@ def fit_psychometric(df: pd.DataFrame, core: str = "logistic", levels=DEFAULT_LE
         weights = resampling.bootstrap_weights(clusters, n_boot, ("psychometric", core, *seed))
         x = np.log(durations)
         bounds = _bounds(x, lapse_bounds)
-        start = (curve.location, math.log(curve.slope), curve.lapse)
         # A duration a replicate did not draw has n = 0 and adds nothing to its likelihood.
-        theta, _ = fit_curves_batch(x, weights @ cluster_k, weights @ cluster_n, start, core,
+        starts = [(curve.location, math.log(curve.slope), curve.lapse)] + _starts(x, lapse_bounds)
+        theta, _ = fit_curves_batch(x, weights @ cluster_k, weights @ cluster_n, starts, core,
                                     curve.guess, bounds)
         boot_curves = [Curve(core, float(t[0]), float(math.exp(t[1])), float(t[2]), curve.guess)
                        for t in theta]

@@ -73,6 +73,11 @@ def load_run(path: str | Path) -> Run:
 def output_dir(requested: str | Path | None, default: Path) -> Path:
     """Where to write report files: ``requested`` if given, else ``default``; must be writable."""
     out = Path(requested) if requested else default
+    # A directory without write bits is read-only by intent (shared reference data), even
+    # for root, who could write there anyway.
+    if out.is_dir() and not out.stat().st_mode & 0o222:
+        raise PermissionError(f"{out}: the directory is read-only; pass --out DIR to write "
+                              f"the report files elsewhere")
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".qsm-write-test"

@@ -61,6 +61,10 @@ def render_summary(df: pd.DataFrame, verdicts: list, run_dir: Path, width: int =
         if df["dataset"].nunique() > 1:
             console.print(metrics_table(df, "dataset", "by dataset"))
         console.print(metrics_table(df, "duration_ms", "by duration"))
+        from qsm_eval.analysis.overview import threshold_summary  # scipy: only when there are results
+
+        for renderable in threshold_summary(df):
+            console.print(renderable)
         console.print("bal = balanced accuracy, rec = recall of SPEECH, unk = UNKNOWN answers, "
                       "ms = median latency per case, seg/s = cases per second of model time",
                       style="dim")
