@@ -62,14 +62,14 @@ def pair_runs(a: pd.DataFrame, b: pd.DataFrame, names=("A", "B")) -> pd.DataFram
         if dup.any():
             raise PairingError(f"{name}: {int(dup.sum())} duplicate case(s) on {'+'.join(keys)}; "
                                f"a run holds each segment once")
-    carried = [c for c in _CARRIED if c in fa]
-    left = fa[keys + carried + ["correct"]]
-    right_cols = keys + ["true_label", "correct"] + (["audio_path"] if "audio_path" in fb and "audio_path" in fa
-                                                       and "audio_path" not in keys else [])
-    right = fb[right_cols].rename(columns={"true_label": "true_label_b", "audio_path": "audio_path_b"})
-    if "audio_path_b" in right:
-        left = left.assign(audio_path=fa["audio_path"])
-    paired = left.merge(right, on=keys, suffixes=("_a", "_b"), validate="one_to_one")
+    carried = [c for c in _CARRIED if c in fa and c not in keys]
+    # audio_path, when both runs have it and it is not the key, must agree on every pair.
+    check_path = "audio_path" in fa and "audio_path" in fb and "audio_path" not in keys
+    extra = ["audio_path"] if check_path else []
+    left = fa[keys + carried + extra + ["correct"]].rename(columns={"correct": "correct_a"})
+    right = fb[keys + ["true_label"] + extra + ["correct"]].rename(
+        columns={"true_label": "true_label_b", "correct": "correct_b", **{c: c + "_b" for c in extra}})
+    paired = left.merge(right, on=keys, validate="one_to_one")
     if paired.empty:
         raise PairingError(f"{names[0]} and {names[1]} have no segment in common on {'+'.join(keys)}")
     mismatch = paired["true_label"] != paired["true_label_b"]

@@ -34,6 +34,11 @@ def _save(fig, stem: Path) -> list[Path]:
     return paths
 
 
+def _bars(p: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Error-bar lengths from interval bounds (rounding can leave p a hair outside them)."""
+    return np.clip([p - bounds[:, 0], bounds[:, 1] - p], 0.0, None)
+
+
 def _duration_axis(ax, durations) -> None:
     ax.set_xscale("log")
     ticks = sorted(set(int(d) for d in durations))
@@ -60,7 +65,7 @@ def psychometric_plot(fits: dict[str, PsychometricFit], stem: Path, title: str =
         bounds = np.array([wilson(ki, ni) for ki, ni in zip(k, n)])
         # Bars: Wilson 95% per duration, treating clips as independent (a visual guide; the
         # tables' intervals resample sources).
-        ax.errorbar(d, p, yerr=[p - bounds[:, 0], bounds[:, 1] - p], fmt="o", color=color,
+        ax.errorbar(d, p, yerr=_bars(p, bounds), fmt="o", color=color,
                     capsize=3, ms=4, label=f"{label} (n={int(n.sum())})")
         grid = np.exp(np.linspace(np.log(d.min()), np.log(d.max()), 200))
         ax.plot(grid, fit.curve.p_correct(grid), color=color, lw=1.5)
@@ -101,7 +106,7 @@ def rate_plot(frames: dict[str, pd.DataFrame], stem: Path, title: str = "") -> l
             all_durations += list(d)
             p = (counts["sum"] / counts["count"]).to_numpy()
             bounds = np.array([wilson(k, n) for k, n in zip(counts["sum"], counts["count"])])
-            ax.errorbar(d, p, yerr=[p - bounds[:, 0], bounds[:, 1] - p], fmt="o" if is_speech else "^",
+            ax.errorbar(d, p, yerr=_bars(p, bounds), fmt="o" if is_speech else "^",
                         color=color, capsize=3, ms=4, label=f"{label}: {kind.replace('_', ' ')} rate")
             if kind in curves and len(d) > 1:
                 grid = np.exp(np.linspace(np.log(d.min()), np.log(d.max()), 200))

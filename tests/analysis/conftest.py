@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from qsm_eval.analysis.psychometric import Curve
 from qsm_eval.analysis.simulate import simulate_observer
+from qsm_eval.results import rows_to_table
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 
@@ -25,6 +27,16 @@ def reference() -> Path:
 
 def published(reference: Path, name: str) -> dict:
     return json.loads((reference / name / "published_metrics.json").read_text())
+
+
+def as_rows(df: pd.DataFrame) -> list[dict]:
+    """Result rows as the harness produces them: missing values are None, not NaN."""
+    return df.astype(object).where(df.notna(), None).to_dict("records")
+
+
+def write_results(df: pd.DataFrame, run_dir: Path) -> None:
+    """results.parquet through the results schema, as a real run writes it."""
+    pq.write_table(rows_to_table(as_rows(df)), run_dir / "results.parquet")
 
 
 @pytest.fixture
@@ -44,5 +56,5 @@ def simulated_run(tmp_path) -> Path:
     df["raw_output"] = df["pred_label"]
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    df.to_parquet(run_dir / "results.parquet")
+    write_results(df, run_dir)
     return run_dir

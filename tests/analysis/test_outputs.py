@@ -1,0 +1,92 @@
+"""What report and compare leave on disk, the pytest summary section, and the threshold gates."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from qsm_eval.analysis.gates import evaluate_gates
+from qsm_eval.analysis.summary import render_summary
+from qsm_eval.cli import main
+from qsm_eval.results import ResultWriter
+
+from .conftest import as_rows, write_results
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_writes_tables_plots_and_a_self_contained_page(simulated_run: Path, capsys):
+    assert main(["report", str(simulated_run), "--n-boot", "200", "--levels", "DT50,DT75,DT90"]) == 0
+    terminal = capsys.readouterr().out
+    assert "duration thresholds" in terminal and "DT90" in terminal
+    for stem in ("psychometric", "rates", "roc"):
+        assert (simulated_run / f"{stem}.png").read_bytes().startswith(PNG_MAGIC)
+        assert ET.parse(simulated_run / f"{stem}.svg").getroot().tag.endswith("svg")
+
+    report = json.loads((simulated_run / "report.json").read_text())
+    dt50 = report["psychometric"]["simulated"]["thresholds"]["DT50"]
+    assert dt50["ci_low"] <= 60.0 <= dt50["ci_high"]            # the simulated observer's DT50
+    auc = next(r for r in report["metrics"] if r["metric"] == "roc_auc" and r["by"] == "all")
+    assert 0.5 < auc["low"] <= auc["value"] <= auc["high"] <= 1.0
+
+    thresholds = pd.read_csv(simulated_run / "thresholds.csv")
+    assert set(thresholds["curve"]) == {"simulated", "simulated / alpha", "simulated / beta"}
+    assert set(thresholds["threshold"]) == {"DT50", "DT75", "DT90"}
+
+    page = (simulated_run / "report.html").read_text()
+    assert page.count("<svg") == 3 and "<?xml" not in page
+    assert not re.search(r'(src|href)="(?!#)', page)              # nothing fetched from elsewhere
+    assert "Duration thresholds" in page and "DT75" in page and "No alarms." in page
+
+
+def test_report_of_an_interrupted_run_reads_its_journal(tmp_path, simulated_run):
+    rows = as_rows(pd.read_parquet(simulated_run / "results.parquet"))
+    writer = ResultWriter(tmp_path / "crashed")
+    for row in rows:
+        writer.append(row)
+    writer._journal.close()  # the process died here: no results.parquet
+    assert main(["report", str(tmp_path / "crashed"), "--n-boot", "0", "--no-plots"]) == 0
+    assert (tmp_path / "crashed" / "report.html").is_file()
+
+
+def test_report_errors_name_the_path(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert str(tmp_path / "nowhere") in capsys.readouterr().err
+    assert main(["report", str(tmp_path), "--levels", "DT40"]) == 2
+    assert "DT40" in capsys.readouterr().err
+
+
+def test_compare_command_writes_beside_the_runs(tmp_path, simulated_run):
+    other = tmp_path / "other"
+    other.mkdir()
+    df = pd.read_parquet(simulated_run / "results.parquet")
+    flipped = df.sample(frac=0.3, random_state=1).index
+    df.loc[flipped, "pred_label"] = np.where(df.loc[flipped, "pred_label"] == "SPEECH", "NONSPEECH", "SPEECH")
+    write_results(df.assign(model="noisier"), other)
+    assert main(["compare", str(simulated_run), str(other), "--n-boot", "200"]) == 0
+    out = tmp_path / "compare-simulated-vs-noisier"
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert rows[0]["scope"] == "all" and rows[0]["winner"] == "simulated"
+    assert (out / "psychometric.png").read_bytes().startswith(PNG_MAGIC)
+    assert len(pd.read_csv(out / "compare.csv")) == len(rows)
+
+
+def test_pytest_summary_shows_thresholds_and_alarms(simulated_run):
+    df = pd.read_parquet(simulated_run / "results.parquet")
+    text = render_summary(df, [], simulated_run, width=160)
+    assert "duration thresholds" in text and "DT50" in text and "simulated / alpha" in text
+    df["n_audio_tokens"] = np.where(df["duration_ms"] == 20, 0, 4)
+    assert "ALARM" in render_summary(df, [], simulated_run, width=160)
+
+
+def test_threshold_gates(simulated_run):
+    df = pd.read_parquet(simulated_run / "results.parquet")
+    loose, tight, subset = evaluate_gates(["dt75_ms<=200", "dt50_ms<=30", "dt50_ms[dataset=alpha]>=30"], df)
+    assert loose.passed and not tight.passed and subset.passed
+    assert 30 < tight.value < 200 and math.isfinite(loose.value)
