@@ -123,3 +123,13 @@ def test_device_and_dtype_resolution():
         resolve_dtype("half", cpu)
     with pytest.raises(BackendError, match="--qsm-device 'tpu'"):
         resolve_device("tpu")
+
+
+def test_device_map_is_passed_to_transformers(make_backend, mixed_requests):
+    backend = make_backend(device_map="cpu")
+    assert backend.describe()["device_map"] == "cpu"
+    assert backend.loaded.device.type == "cpu"
+    assert backend.predict_batch(mixed_requests[:2])[0].p_speech is not None
+    # A map transformers cannot use comes back as one line naming the checkpoint.
+    with pytest.raises(BackendError, match="cannot load Qwen2-Audio from .*no-such-strategy"):
+        make_backend(device_map="no-such-strategy")
