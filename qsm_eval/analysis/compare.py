@@ -6,9 +6,11 @@ Cases are paired on (segment_set, segment_id) when both runs record the segment 
 segment_id, else on audio_path. For the whole run, each dataset and each duration it gives
 both balanced accuracies, their difference with a paired bootstrap interval that resamples
 whole sources, and the exact McNemar test on the discordant pairs (the cases exactly one run
-got right); per-duration p-values are Holm-adjusted. A winner is named only where the
-adjusted p-value is below 0.05. Files (compare.json, compare.csv, psychometric plots) go to
-DIR, by default a compare-A-vs-B directory beside RUN_A.
+got right); per-dataset and per-duration p-values are Holm-adjusted. A winner is named only
+where the adjusted p-value is below 0.05 and the source-bootstrap interval of the difference
+excludes zero (McNemar alone treats clips of one recording as independent). Files
+(compare.json, compare.csv, psychometric plots) go to DIR, by default a compare-A-vs-B
+directory beside RUN_A.
 """
 
 from __future__ import annotations
@@ -174,7 +176,10 @@ def compare_runs(a: Run, b: Run, n_boot: int = resampling.DEFAULT_N_BOOT,
     for family in families:
         for row, p_adj in zip(family, holm([r.p_value for r in family])):
             row.p_adjusted = float(p_adj)
-            if p_adj < ALPHA and row.a_only != row.b_only:
+            # McNemar treats pairs as independent; clips of one source are not, so a winner
+            # also needs the source-bootstrap interval of the difference to exclude zero.
+            clear = row.difference_low > 0 or row.difference_high < 0
+            if p_adj < ALPHA and clear and row.a_only != row.b_only:
                 row.winner = a.name if row.a_only > row.b_only else b.name
             else:
                 row.winner = "no difference"
@@ -198,10 +203,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _table(rows: list[Comparison], a: str, b: str, confidence: float):
     from rich.table import Table
 
-    table = Table(title=f"{b} vs {a}: balanced accuracy, paired (difference = {b} - {a}, "
-                        f"{confidence:.0%} source-bootstrap interval)")
-    for col in ("scope", "n", f"BA {a}", f"BA {b}", "difference", f"only {a} right",
-                f"only {b} right", "McNemar p", "Holm p", "winner"):
+    table = Table(title=f"A = {a}, B = {b}: balanced accuracy on paired cases; B-A with its "
+                        f"{confidence:.0%} source-bootstrap interval; exact McNemar p (Holm within "
+                        f"datasets and within durations)", title_justify="left")
+    for col in ("scope", "n", "BA A", "BA B", "B-A", "only A right", "only B right", "p", "Holm p", "winner"):
         table.add_column(col, justify="left" if col in ("scope", "winner") else "right")
     for r in rows:
         table.add_row(r.scope, str(r.n), formatting.number(r.balanced_accuracy_a),
@@ -242,8 +247,13 @@ def run(args: argparse.Namespace) -> int:
         from qsm_eval.analysis import plots
         from qsm_eval.analysis.psychometric import fit_psychometric
 
-        fits = {run.name: fit_psychometric(run.df, n_boot=args.n_boot, seed=(run.name,)) for run in (a, b)}
-        written += [p.name for p in plots.psychometric_plot(fits, out / "psychometric",
-                                                            title=f"{a.name} vs {b.name}")]
+        try:
+            fits = {r.name: fit_psychometric(r.df, n_boot=args.n_boot, seed=(r.name,)) for r in (a, b)}
+            written += [p.name for p in plots.psychometric_plot(fits, out / "psychometric",
+                                                                title=f"{a.name} vs {b.name}")]
+        except ValueError as exc:  # e.g. a single duration: no curve to draw
+            console.print(f"[yellow]no psychometric plot: {exc}[/yellow]")
+        written += [p.name for p in plots.rate_plot({a.name: a.df, b.name: b.df}, out / "rates",
+                                                    title=f"{a.name} vs {b.name}: P(answer SPEECH)")]
     console.print(f"wrote {', '.join(written)} to {out}")
     return 0

@@ -37,14 +37,20 @@ class Overview:
     alarms: list[Alarm]
     settings: Settings
     curve_frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # label -> rows fitted
+    model_frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> all its rows
+
+
+def model_groups(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each model's rows (a run without model names is one model)."""
+    models = df["model"].fillna("model") if "model" in df else pd.Series("model", index=df.index)
+    return {str(model): rows for model, rows in df.groupby(models, sort=True)}
 
 
 def fit_groups(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """The row sets that get a curve: each model on all its data, then each model and dataset."""
     groups = {}
-    models = df["model"].fillna("model") if "model" in df else pd.Series("model", index=df.index)
-    for model, rows in df.groupby(models, sort=True):
-        groups[str(model)] = rows
+    for model, rows in model_groups(df).items():
+        groups[model] = rows
         if "dataset" in rows and rows["dataset"].nunique() > 1:
             for dataset, subset in rows.groupby("dataset", sort=True):
                 groups[f"{model} / {dataset}"] = subset
@@ -75,7 +81,7 @@ def analyse(df: pd.DataFrame, name: str, settings: Settings | None = None) -> Ov
     fits, problems, frames = fit_all(df, settings)
     return Overview(name, pd.concat(tables, ignore_index=True), fits, problems,
                     dprime_table(df, settings.n_boot, settings.confidence, seed=(name,)),
-                    check_alarms(df), settings, frames)
+                    check_alarms(df), settings, frames, model_groups(df))
 
 
 def thresholds_frame(fits: dict[str, PsychometricFit]) -> pd.DataFrame:

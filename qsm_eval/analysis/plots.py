@@ -74,9 +74,10 @@ def psychometric_plot(fits: dict[str, PsychometricFit], stem: Path, title: str =
                 continue  # a threshold far outside the tested range is in the tables, not the plot
             height = float(fit.curve.p_correct(t.duration_ms))
             ax.plot([t.duration_ms], [height], _MARKERS.get(name, "D"), color=color, mfc="white", ms=8)
-            # The interval band, cut at the plot's edges when it runs beyond them.
+            # The interval band, cut at the plot's edges; one running past both edges says
+            # nothing a plot can show (the tables give it).
             lo, hi = max(t.ci_low, left), min(t.ci_high, right)
-            if np.isfinite(lo) and np.isfinite(hi) and lo < hi:
+            if t.ci_low > left or t.ci_high < right:
                 ax.hlines(height, lo, hi, color=color, lw=3, alpha=0.35)
     ax.axhline(0.5, color="grey", ls=":", lw=1)
     _duration_axis(ax, all_durations)

@@ -148,8 +148,8 @@ def write_files(overview: Overview, out: Path, source: Path, plot: bool = True) 
     if plot:
         figures["psychometric"] = plots.psychometric_plot(overview.fits, out / "psychometric",
                                                           title=f"{overview.name}: proportion correct")
-        figures["rates"] = plots.rate_plot({k: v for k, v in overview.curve_frames.items()},
-                                           out / "rates", title=f"{overview.name}: P(answer SPEECH)")
+        figures["rates"] = plots.rate_plot(overview.model_frames, out / "rates",
+                                           title=f"{overview.name}: P(answer SPEECH)")
         figures["roc"] = plots.roc_plot(overview.curve_frames, out / "roc", title=f"{overview.name}: ROC")
         written += [p for paths in figures.values() for p in paths]
     report = {
