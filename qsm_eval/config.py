@@ -7,6 +7,7 @@ so `pytest --help` lists them all in the qsm-eval group.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +74,18 @@ CORE_SETTINGS = (
 )
 
 
-def backend_options() -> list[Option]:
+# The core settings a backend receives; the rest (segments, gates, outputs) are the harness's.
+MODEL_SETTINGS = ("model", "model_path", "revision", "device", "dtype", "batch_size")
+
+
+def backend_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """What a backend is given: the model settings and every backend option."""
+    names = set(MODEL_SETTINGS) | {o.name for o in backend_options()}
+    return {k: v for k, v in settings.items() if k in names}
+
+
+@functools.cache
+def backend_options() -> tuple[Option, ...]:
     """Options of every installed backend, deduplicated by name (first wins)."""
     seen: dict[str, Option] = {}
     for entry_point in available_backends().values():
@@ -83,7 +95,7 @@ def backend_options() -> list[Option]:
             continue
         for option in getattr(cls, "options", ()):
             seen.setdefault(option.name, option)
-    return list(seen.values())
+    return tuple(seen.values())
 
 
 def add_options(group) -> None:

@@ -168,7 +168,7 @@ class QsmSession:
     # --- running ----------------------------------------------------------------------
     def load_backend(self):
         if self.backend is None:
-            settings = dict(self.settings)
+            settings = qsm_config.backend_settings(self.settings)
             # Under xdist each worker loads its own model: its index lets a backend put
             # replica k on GPU k (mod the GPUs present).
             worker = getattr(self.config, "workerinput", None)

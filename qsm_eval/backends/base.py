@@ -124,9 +124,13 @@ class Backend(abc.ABC):
     def prompt_sha256(self) -> str | None:
         return None
 
+    # Settings that say where or how fast a model runs, not what it answers.
+    NOT_IN_FINGERPRINT: ClassVar[frozenset] = frozenset({"worker_index", "worker_count", "batch_size"})
+
     def fingerprint(self) -> dict[str, Any]:
         """Everything that changes an answer: the key of the prediction cache."""
-        return {"describe": self.describe(), "settings": {k: str(v) for k, v in sorted(self.settings.items())}}
+        settings = {k: str(v) for k, v in sorted(self.settings.items()) if k not in self.NOT_IN_FINGERPRINT}
+        return {"describe": self.describe(), "settings": settings}
 
     def close(self) -> None:
         """Free the model (GPU memory) at session end."""

@@ -189,3 +189,14 @@ def test_xdist_merges_results_on_the_controller(eval_suite, segment_set):
     assert len(manifest["backend"]["workers"]) == 2
     assert manifest["gates"][0]["passed"] is True
     result.stdout.fnmatch_lines(["*gate passed n>=12*"])
+
+
+def test_prediction_cache_serves_a_second_run(eval_suite, segment_set):
+    cache = eval_suite.path / "cache"
+    first, out1 = run_evals(eval_suite, segment_set, "--qsm-cache", str(cache), out=eval_suite.path / "one")
+    second, out2 = run_evals(eval_suite, segment_set, "--qsm-cache", str(cache), "-n", "2",
+                             out=eval_suite.path / "two")
+    assert first.ret == second.ret == 0
+    one, two = (pd.read_parquet(o / "results.parquet").sort_values("segment_id") for o in (out1, out2))
+    assert not one["cache_hit"].any() and two["cache_hit"].all()
+    assert one["p_speech"].tolist() == two["p_speech"].tolist()
