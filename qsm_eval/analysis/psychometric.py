@@ -262,7 +262,6 @@ def fit_curves_batch(x, k, n, starts, core, guess, bounds):
     return theta, nll
 
 
-
 # --- thresholds with bootstrap intervals --------------------------------------------------------
 
 @dataclass

@@ -50,6 +50,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
     levels = tuple(name.strip().upper() for name in args.levels.split(",") if name.strip())
     for name in levels:
         level_of(name)  # a clear error for DT40, DT100, "75"...
+    if not 0 <= args.max_lapse < 0.5:
+        raise ValueError(f"--max-lapse {args.max_lapse}: must lie in [0, 0.5), the gap between guess and 1")
     if not 0 < args.confidence < 1:
         raise ValueError(f"--confidence {args.confidence}: must lie between 0 and 1")
     return Settings(args.core, levels, (0.0, args.max_lapse), args.n_boot, args.confidence)

@@ -86,19 +86,19 @@ def test_batch_fits_match_scipy_on_bootstrap_replicates():
         assert nll[i] <= best.fun + 1e-4, i  # flat ridges: slope running to its bound
 
 
-# Observers: (slope per ln ms, lapse); 96 trials per duration keeps each fit fast.
-OBSERVERS = [(1.5, 0.0), (3.0, 0.03), (1.5, 0.06)]
+# Observers: (slope per ln ms, lapse, trials per duration); larger samples keep fits fast.
+OBSERVERS = [(1.5, 0.0, 96), (3.0, 0.03, 96), (1.5, 0.06, 96), (3.0, 0.0, 48)]
 
 
 def test_simulated_observers_unbiased_thresholds_and_95_percent_coverage():
     """A small version of benchmarks/bench_psychometric_coverage.py: 40 runs per observer."""
     covered, total = 0, 0
-    for slope, lapse in OBSERVERS:
-        res = threshold_coverage(Curve("logistic", math.log(60.0), slope, lapse), 96, sims=40, n_boot=200,
-                                 seed="test")
+    for slope, lapse, n_sources in OBSERVERS:
+        res = threshold_coverage(Curve("logistic", math.log(60.0), slope, lapse), n_sources, sims=40,
+                                 n_boot=200, seed="test")
         for name in ("DT50", "DT75"):
-            assert 0.9 <= res["median_ratio"][name] <= 1.1, (slope, lapse, name, res)
-            assert res["coverage"][name] >= 0.85, (slope, lapse, name, res)
+            assert 0.9 <= res["median_ratio"][name] <= 1.1, (slope, lapse, n_sources, name, res)
+            assert res["coverage"][name] >= 0.85, (slope, lapse, n_sources, name, res)
             covered += res["coverage"][name] * 40
             total += 40
     assert 0.9 <= covered / total <= 0.99
