@@ -50,10 +50,11 @@ def _threshold_section(overview: Overview) -> str:
     for label, fit in overview.fits.items():
         notes = "; ".join(sorted({f"{t.name} {t.flag}" for t in fit.thresholds.values() if t.flag}))
         rows.append([label, *(formatting.threshold(fit.thresholds[n], fit.tested_range) for n in levels),
-                     f"{fit.curve.lapse:.3f}", f"{fit.curve.slope:.2f}", notes])
-    rows += [[label, *(["n/a"] * len(levels)), "", "", problem]
+                     f"{fit.curve.lapse:.3f}", f"{fit.curve.slope:.2f}",
+                     formatting.p_value(fit.deviance_p), notes])
+    rows += [[label, *(["n/a"] * len(levels)), "", "", "", problem]
              for label, problem in overview.fit_problems.items()]
-    return _table(["curve", *levels, "lapse", "slope", "notes"], rows)
+    return _table(["curve", *levels, "lapse", "slope", "fit p", "notes"], rows)
 
 
 def _dprime_section(overview: Overview) -> str:
@@ -86,7 +87,8 @@ core, guess rate 0.5, lapse within [{s.lapse_bounds[0]:g}, {s.lapse_bounds[1]:g}
 <h2>Alarms</h2>{alarms}
 <h2>Duration thresholds</h2>{_threshold_section(overview)}
 <p class="note">* the point value lies outside the tested durations (extrapolated); interval ends beyond
-them are shown as &lt;min or &gt;max.</p>
+them are shown as &lt;min or &gt;max. Fit p: deviance goodness-of-fit test treating clips as independent;
+a small value says the curve misses the points (or that clips of one source answer alike).</p>
 <h2>Plots</h2>{svgs or '<p>No plots were drawn.</p>'}
 <h2>Metrics</h2>{_metrics_section(overview)}
 <h2>Hits, false alarms and d'</h2>{_dprime_section(overview)}

@@ -91,6 +91,7 @@ def thresholds_frame(fits: dict[str, PsychometricFit]) -> pd.DataFrame:
             rows.append({"curve": label, "threshold": t.name, "duration_ms": t.duration_ms,
                          "ci_low_ms": t.ci_low, "ci_high_ms": t.ci_high, "flag": t.flag,
                          "lapse": fit.curve.lapse, "slope": fit.curve.slope,
+                         "deviance_p": fit.deviance_p,
                          "n": int(fit.n_trials.sum()), "n_clusters": fit.n_clusters})
     return pd.DataFrame(rows)
 

@@ -294,11 +294,30 @@ class PsychometricFit:
     def tested_range(self) -> tuple[float, float]:
         return float(self.durations_ms.min()), float(self.durations_ms.max())
 
+    @property
+    def deviance(self) -> float:
+        """Goodness of fit: twice the log-likelihood ratio of the saturated model to the curve."""
+        k, n = self.n_correct.astype(float), self.n_trials.astype(float)
+        p = np.clip(self.curve.p_correct(self.durations_ms), _EPS, 1 - _EPS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = (np.where(k > 0, k * np.log(k / (n * p)), 0.0)
+                     + np.where(n - k > 0, (n - k) * np.log((n - k) / (n * (1 - p))), 0.0))
+        return float(2 * terms.sum())
+
+    @property
+    def deviance_p(self) -> float:
+        """P-value of the deviance against chi-square (durations - 3 df), treating trials as
+        independent: with repeated sources a small value may only mean clustering. NaN with
+        fewer than four durations."""
+        dof = len(self.durations_ms) - 3
+        return float(stats.chi2.sf(self.deviance, dof)) if dof > 0 else float("nan")
+
     def to_dict(self) -> dict:
         return {
             "core": self.curve.core, "guess": self.curve.guess, "lapse": self.curve.lapse,
             "location_ln_ms": self.curve.location, "slope_per_ln_ms": self.curve.slope,
             "lapse_bounds": list(self.lapse_bounds), "n_clusters": self.n_clusters,
+            "deviance": self.deviance, "deviance_p": self.deviance_p,
             "n_boot": self.n_boot, "confidence": self.confidence,
             "points": [{"duration_ms": float(d), "n_correct": int(k), "n_trials": int(n)}
                        for d, k, n in zip(self.durations_ms, self.n_correct, self.n_trials)],

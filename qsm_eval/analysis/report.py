@@ -90,21 +90,23 @@ def threshold_table(overview: Overview):
     from rich.table import Table
 
     table = Table(title=f"{overview.name}: duration thresholds ({overview.settings.core} fit, "
-                        f"{overview.settings.confidence:.0%} source-bootstrap CI; * extrapolated)",
+                        f"{overview.settings.confidence:.0%} source-bootstrap CI; * extrapolated; fit p: "
+                        f"deviance test, small = the curve misses the points)",
                   title_justify="left")
     table.add_column("curve")
     for name in overview.settings.levels:
         table.add_column(name, justify="right")
     table.add_column("lapse", justify="right")
     table.add_column("slope", justify="right")
+    table.add_column("fit p", justify="right")
     table.add_column("notes")
     for label, fit in overview.fits.items():
         notes = "; ".join(sorted({f"{t.name} {t.flag}" for t in fit.thresholds.values() if t.flag}))
         table.add_row(label, *(formatting.threshold(fit.thresholds[n], fit.tested_range)
                                for n in overview.settings.levels),
-                      f"{fit.curve.lapse:.3f}", f"{fit.curve.slope:.2f}", notes)
+                      f"{fit.curve.lapse:.3f}", f"{fit.curve.slope:.2f}", formatting.p_value(fit.deviance_p), notes)
     for label, problem in overview.fit_problems.items():
-        table.add_row(label, *(["n/a"] * len(overview.settings.levels)), "", "", problem)
+        table.add_row(label, *(["n/a"] * len(overview.settings.levels)), "", "", "", problem)
     return table
 
 

@@ -142,3 +142,14 @@ def test_a_fit_needs_two_durations():
     with pytest.raises(ValueError, match="at least two durations"):
         fit_psychometric(df)
     assert math.isnan(psy.threshold_ms(df, "DT50"))
+
+
+def test_deviance_tells_a_curve_that_fits_from_one_that_does_not():
+    rng = np.random.default_rng(12)
+    good = fit_psychometric(simulate_observer(Curve("logistic", math.log(60.0), 2.0, 0.02), 200, rng), n_boot=0)
+    assert good.deviance_p > 0.01
+    # Non-monotonic performance (a dip at 200 ms) no psychometric curve can follow.
+    df = simulate_observer(Curve("logistic", math.log(30.0), 4.0, 0.0), 200, rng)
+    dip = df.index[(df["duration_ms"] == 200)][:80]
+    df.loc[dip, "pred_label"] = np.where(df.loc[dip, "true_label"] == "SPEECH", "NONSPEECH", "SPEECH")
+    assert fit_psychometric(df, n_boot=0).deviance_p < 1e-6
