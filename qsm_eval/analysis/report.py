@@ -47,9 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    levels = tuple(name.strip().upper() for name in args.levels.split(",") if name.strip())
-    for name in levels:
-        level_of(name)  # a clear error for DT40, DT100, "75"...
+    levels = []
+    for name in (n.strip() for n in args.levels.split(",") if n.strip()):
+        level = level_of(name)  # a clear error for DT40, DT100, DTx...
+        levels.append("DT50" if level is None else f"DT{level * 100:g}")  # "75" -> "DT75"
+    levels = tuple(dict.fromkeys(levels))
     if not 0 <= args.max_lapse < 0.5:
         raise ValueError(f"--max-lapse {args.max_lapse}: must lie in [0, 0.5), the gap between guess and 1")
     if not 0 < args.confidence < 1:
