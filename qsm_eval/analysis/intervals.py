@@ -123,8 +123,9 @@ def _ratio(num, den, empty=np.nan):
 def label_metrics_from_counts(c: np.ndarray) -> dict[str, np.ndarray]:
     """Label metrics from summed count columns (_COUNTS order), one row per replicate.
 
-    Same definitions as metrics.py: UNKNOWN is a miss, precision and F1 are 0 with no
-    SPEECH answers, balanced accuracy averages the recalls of the classes present.
+    Same definitions as metrics.py: UNKNOWN is a miss, precision is undefined (NaN) with no
+    SPEECH answers and F1 with neither SPEECH clips nor answers, balanced accuracy averages
+    the recalls of the classes present.
     """
     n, correct, unknown, n_s, n_n, tp, fp, tn = c.T
     recall_s, recall_n = _ratio(tp, n_s), _ratio(tn, n_n)
@@ -134,9 +135,9 @@ def label_metrics_from_counts(c: np.ndarray) -> dict[str, np.ndarray]:
     return {
         "accuracy": _ratio(correct, n),
         "balanced_accuracy": _ratio(np.nansum(both, axis=1), present),
-        "precision": _ratio(tp, tp + fp, empty=0.0),
+        "precision": _ratio(tp, tp + fp),
         "recall": recall_s,
-        "f1": _ratio(2 * tp, 2 * tp + fp + fn, empty=0.0),
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "unknown_rate": _ratio(unknown, n),
     }
 

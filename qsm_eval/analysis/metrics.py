@@ -46,15 +46,17 @@ def balanced_accuracy(df: pd.DataFrame) -> float:
 
 
 def _prf(df: pd.DataFrame) -> tuple[float, float, float]:
+    """Precision, recall and F1 of SPEECH; NaN where undefined (no SPEECH answer for
+    precision, no SPEECH clip for recall, neither for F1), never a misleading 0."""
     if df.empty:
         return float("nan"), float("nan"), float("nan")
     from sklearn.metrics import precision_recall_fscore_support
 
     y_true, y_pred = _labels(df)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=[POSITIVE], average=None, zero_division=0.0)
-    if not (y_true == POSITIVE).any():
-        recall[0] = np.nan  # recall of an absent class is undefined, not 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns on each undefined value: NaN says it
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            y_true, y_pred, labels=[POSITIVE], average=None, zero_division=np.nan)
     return float(precision[0]), float(recall[0]), float(f1[0])
 
 

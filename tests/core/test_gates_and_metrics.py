@@ -89,3 +89,11 @@ def test_gate_verdicts(results):
 def test_a_metric_that_cannot_be_computed_fails(results):
     verdict = evaluate_gate(Gate.parse("recall[label=nonspeech]>=0"), results)
     assert not verdict.passed and "cannot be computed" in verdict.message
+
+
+def test_precision_and_f1_are_undefined_not_zero_without_speech(results):
+    nonspeech_only = results[results["true_label"] == "NONSPEECH"]
+    quiet = nonspeech_only[nonspeech_only["pred_label"] == "NONSPEECH"]
+    assert math.isnan(metrics.precision(quiet)) and math.isnan(metrics.f1(quiet))
+    # one false alarm: precision is a real 0, recall undefined, F1 0 (2tp / (2tp+fp+fn))
+    assert metrics.precision(nonspeech_only) == 0.0 and metrics.f1(nonspeech_only) == 0.0
