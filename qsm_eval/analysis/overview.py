@@ -105,8 +105,9 @@ def threshold_summary(df: pd.DataFrame, n_boot: int = resampling.DEFAULT_N_BOOT)
     out = []
     fits, problems, _ = fit_all(df, Settings(n_boot=n_boot))
     if fits or problems:
-        table = Table(title="duration thresholds (95% source-bootstrap CI; * extrapolated)",
-                      title_justify="left", show_edge=False, pad_edge=False)
+        # A heading line, not a table title: rich wraps a title to the (narrow) table width.
+        heading = Text("duration thresholds (95% source-bootstrap CI; * extrapolated)")
+        table = Table(show_edge=False, pad_edge=False)
         table.add_column("curve", justify="left")
         for name in DEFAULT_LEVELS:
             table.add_column(name, justify="right")
@@ -115,7 +116,7 @@ def threshold_summary(df: pd.DataFrame, n_boot: int = resampling.DEFAULT_N_BOOT)
             table.add_row(label, *(formatting.threshold(fit.thresholds[n], fit.tested_range)
                                    for n in DEFAULT_LEVELS), f"{fit.curve.lapse:.3f}")
         if fits:
-            out.append(table)
+            out += [heading, table]
         out += [Text(f"{label}: no curve: {problem}", style="dim") for label, problem in problems.items()]
     for alarm in check_alarms(df):
         out.append(Text(f"ALARM {alarm.message}", style="bold yellow"))
