@@ -25,6 +25,7 @@ from qsm_eval.backends import BackendError, create_backend
 # This module is loaded by every pytest process that has qsm-eval installed, evals or not:
 # the data stack (pandas, pyarrow, soundfile, scipy) is imported on first use instead.
 if TYPE_CHECKING:
+    from qsm_eval.results import ResultWriter, RunManifest
     from qsm_eval.runner import Runner
     from qsm_eval.segments import Segment
 

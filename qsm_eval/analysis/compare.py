@@ -217,9 +217,8 @@ def _table(rows: list[Comparison], a: str, b: str, confidence: float):
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
-    console = Console()
+    console = formatting.terminal_console()
     try:
         a, b = load_run(args.run_a), load_run(args.run_b)
         if a.name == b.name:  # two runs of one model: tell them apart by directory

@@ -44,3 +44,13 @@ def p_value(p: float) -> str:
     if p is None or math.isnan(p):
         return "n/a"
     return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def terminal_console():
+    """A rich Console for the report commands: the terminal's width on a terminal, and a
+    width that fits the widest table (not rich's 80 columns) when output goes to a file or CI log."""
+    import sys
+
+    from rich.console import Console
+
+    return Console() if sys.stdout.isatty() else Console(width=140)

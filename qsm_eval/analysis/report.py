@@ -178,9 +178,8 @@ def write_files(overview: Overview, out: Path, source: Path, plot: bool = True) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from rich.console import Console
 
-    console = Console()
+    console = formatting.terminal_console()
     try:
         settings = settings_from(args)
         runs = [load_run(path) for path in args.runs]

@@ -45,7 +45,7 @@ def segment_set(tmp_path) -> Path:
 
 
 @pytest.fixture
-def eval_suite(pytester) -> pytester:
+def eval_suite(pytester: pytest.Pytester) -> pytest.Pytester:
     """A pytester project holding a copy of the real eval suite."""
     pytester.makepyfile(test_speech_detection=EVAL_SUITE.read_text())
     return pytester

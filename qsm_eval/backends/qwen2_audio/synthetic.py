@@ -75,7 +75,6 @@ def build_processor():
 
 def tiny_config(tokenizer, *, init_range: float = 0.02):
     """A Qwen2AudioConfig with a few small layers, for tests that run in seconds on a CPU."""
-    from transformers import Qwen2AudioConfig
 
     audio = {**REAL_AUDIO_CONFIG, "encoder_layers": 2, "encoder_attention_heads": 2,
              "encoder_ffn_dim": 64, "d_model": 32, "init_std": init_range,
