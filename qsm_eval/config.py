@@ -14,21 +14,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from qsm_eval.backends import available_backends
-from qsm_eval.backends.base import Option
+from qsm_eval.backends.base import Option, parse_bool
 
 DEFAULT_MODEL = "qwen2-audio"
 DEFAULT_OUT = "reports/{run_id}"
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{value!r} is not a boolean (use true or false)")
 
 
 def _positive_int(value: Any) -> int:
@@ -69,7 +58,7 @@ CORE_SETTINGS = (
             "{run_id} is replaced"),
     Setting("gate", str, None, "CI gate, e.g. 'balanced_accuracy>=0.85' or "
             "'recall[duration=20ms,min_n=20]>=0.5'; repeatable", multiple=True),
-    Setting("strict", _bool, False, "count a wrong answer (MISS) as a test failure", flag=True),
+    Setting("strict", parse_bool, False, "count a wrong answer (MISS) as a test failure", flag=True),
     Setting("cache", str, None, "directory of a prediction cache reused across runs (off by default)"),
 )
 

@@ -17,6 +17,18 @@ import numpy as np
 LABELS = ("SPEECH", "NONSPEECH", "UNKNOWN")
 
 
+def parse_bool(value: Any) -> bool:
+    """A switch from the command line or [tool.qsm_eval]: true/false, yes/no, on/off, 1/0."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"{value!r} is not a boolean (use true or false)")
+
+
 class BackendError(RuntimeError):
     """A backend that cannot serve (load, device, weights): one clear line for the user."""
 

@@ -13,24 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Option, Prediction
+from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Option, Prediction, parse_bool
 from qsm_eval.backends.qwen2_audio import loading, prompts
 from qsm_eval.backends.qwen2_audio.presentation import (
     FILLS, HOP_LENGTH, MAX_FRAMES, PLACEMENTS, SAMPLE_RATE, PresentationPolicy, mel_frames, present,
 )
 from qsm_eval.backends.qwen2_audio.scoring import SCORING_MODES
-
-
-def parse_flag(value: Any) -> bool:
-    """A boolean option from the command line or the config file."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected on/off, true/false or 1/0, got {value!r}")
 
 
 class Qwen2AudioBackend(Backend):
@@ -49,7 +37,7 @@ class Qwen2AudioBackend(Backend):
         Option("pad_fill", str, "silence", "what fills the container: silence or seeded noise; "
                "default silence", choices=FILLS),
         Option("pad_level_db", float, -60.0, "RMS level of the noise fill in dBFS; default -60"),
-        Option("fast_encoder", parse_flag, False, "encode only the mel frames a batch needs instead "
+        Option("fast_encoder", parse_bool, False, "encode only the mel frames a batch needs instead "
                "of 30 s: the same logits up to float rounding (tested: 1e-4 in float32); "
                "default off until checked on the real weights"),
         Option("load_in", str, "none", "load the weights in 8bit or 4bit (bitsandbytes, CUDA); "
@@ -65,7 +53,7 @@ class Qwen2AudioBackend(Backend):
         s = self.settings
         if s["scoring"] not in SCORING_MODES:
             raise BackendError(f"--qsm-scoring {s['scoring']!r} is not one of {', '.join(SCORING_MODES)}")
-        s["fast_encoder"] = parse_flag(s["fast_encoder"])
+        s["fast_encoder"] = parse_bool(s["fast_encoder"])
         try:
             self.policy = PresentationPolicy(pad_ms=int(s["pad_ms"]), placement=s["pad_placement"],
                                              fill=s["pad_fill"], level_db=float(s["pad_level_db"]))
@@ -241,4 +229,4 @@ class Qwen2AudioBackend(Backend):
             torch.cuda.empty_cache()
 
 
-__all__ = ["Qwen2AudioBackend", "parse_flag"]
+__all__ = ["Qwen2AudioBackend"]
