@@ -6,7 +6,10 @@ Three ways of doing the same work on the same generated segment sets, interleave
           size the plugin uses (the work itself, no pytest)
   pytest  bare pytest (qsm-eval disabled): the same number of trivial parametrized tests
           (what pytest itself costs per test, collection included)
-  plugin  `pytest evals` with the qsm-eval plugin and the same backend
+  plugin  `pytest evals` with the qsm-eval plugin and the same backend, with the summary
+          it prints by default (tables + psychometric fits with bootstrap intervals) and with
+          `--qsm-summary tables` (no fits): the fits are a once-per-run cost that grows
+          slowly with the data, so it is reported apart from the per-case harness cost
 
 Each is timed at two sizes, and the per-case cost is the marginal one,
 (T(large) - T(small)) / (large - small), so one-off costs (model load, imports, the
@@ -83,15 +86,16 @@ def measure(backend: str, sizes: tuple[int, int], repeats: int, tmp: Path,
     sets = {n: make_large_set(tmp / f"set{n}", n) for n in sizes}
     suites = {n: write_bare_suite(tmp / f"bare{n}", n) for n in sizes}
     extra = ["--qsm-batch-size", str(batch_size)] if batch_size else []
-    timings = {name: {n: [] for n in sizes} for name in ("loop", "pytest", "plugin")}
+    timings = {name: {n: [] for n in sizes} for name in ("loop", "pytest", "plugin", "plugin_tables")}
     for _ in range(repeats):
         for n in sizes:
             timings["loop"][n].append(bare_loop_seconds(sets[n], backend, batch_size)[0])
             timings["pytest"][n].append(pytest_session_seconds(["-p", "no:qsm_eval", str(suites[n])],
                                                                cwd=suites[n].parent))
-            timings["plugin"][n].append(pytest_session_seconds(
-                [str(EVALS), "--qsm-segments", str(sets[n]), "--qsm-model", backend,
-                 "--qsm-out", str(tmp / "run"), *extra], cwd=ROOT))
+            for name, summary in (("plugin", "full"), ("plugin_tables", "tables")):
+                timings[name][n].append(pytest_session_seconds(
+                    [str(EVALS), "--qsm-segments", str(sets[n]), "--qsm-model", backend,
+                     "--qsm-out", str(tmp / "run"), "--qsm-summary", summary, *extra], cwd=ROOT))
     small, large = sizes
     return {name: (statistics.median(t[large]) - statistics.median(t[small])) / (large - small)
             for name, t in timings.items()}
@@ -107,14 +111,16 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     print(f"sizes: {args.sizes[0]} and {args.sizes[1]} cases; repeats: {args.repeats} (medians); "
           "marginal ms per case")
-    print(f"{'backend':<12} {'loop':>8} {'pytest':>8} {'plugin':>8} {'plugin adds':>12} {'plugin/(loop+pytest)':>21}")
+    print(f"{'backend':<12} {'loop':>8} {'pytest':>8} {'plugin':>8} {'plugin adds':>12} "
+          f"{'no-fit plugin':>14} {'no-fit adds':>12}")
     for backend in args.backend or ["webrtc-vad"]:
         with tempfile.TemporaryDirectory() as tmp:
             cost = measure(backend, tuple(args.sizes), args.repeats, Path(tmp), args.batch_size)
         added = cost["plugin"] - cost["pytest"] - cost["loop"]
+        added_tables = cost["plugin_tables"] - cost["pytest"] - cost["loop"]
         print(f"{backend:<12} {cost['loop'] * 1e3:>8.3f} {cost['pytest'] * 1e3:>8.3f} "
               f"{cost['plugin'] * 1e3:>8.3f} {added * 1e3:>12.3f} "
-              f"{cost['plugin'] / (cost['loop'] + cost['pytest']):>20.2f}x")
+              f"{cost['plugin_tables'] * 1e3:>14.3f} {added_tables * 1e3:>12.3f}")
 
 
 if __name__ == "__main__":

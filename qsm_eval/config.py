@@ -60,6 +60,8 @@ CORE_SETTINGS = (
             "'recall[duration=20ms,min_n=20]>=0.5'; repeatable", multiple=True),
     Setting("strict", parse_bool, False, "count a wrong answer (MISS) as a test failure", flag=True),
     Setting("cache", str, None, "directory of a prediction cache reused across runs (off by default)"),
+    Setting("summary", str, "full", "end-of-run summary: full (tables, duration thresholds with "
+            "bootstrap intervals, alarms), tables (no curve fits: faster) or none"),
 )
 
 

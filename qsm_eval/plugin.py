@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 RESULT_PROPERTY = "qsm_result"
 MISS_PROPERTY = "qsm_miss"
 SEGMENT_ARG = "qsm_segment"
+SUMMARY_MODES = ("full", "tables", "none")
 
 
 class InvalidSegmentSet:
@@ -113,6 +114,9 @@ class QsmSession:
         self.is_worker = hasattr(config, "workerinput")
         self.settings = self._resolve(config)
         self.gates = [Gate.parse(g) for g in self.settings["gate"] or []]
+        if self.settings["summary"] not in SUMMARY_MODES:
+            raise pytest.UsageError(f"--qsm-summary {self.settings['summary']!r}: use one of "
+                                    f"{', '.join(SUMMARY_MODES)}")
         self.run_id = (config.workerinput["qsm_run_id"] if self.is_worker else
                        f"{time.strftime('%Y%m%d-%H%M%S')}-{_marker_name(self.settings['model'])}-{os.getpid()}")
         self.run_dir = Path(self.settings["out"].replace("{run_id}", self.run_id))
@@ -299,11 +303,17 @@ class QsmSession:
     def pytest_terminal_summary(self, terminalreporter, exitstatus, config: pytest.Config) -> None:
         if self.is_worker or self.writer is None:
             return
+        if self.settings["summary"] == "none":
+            for verdict in self.verdicts:  # verdicts are always shown: they decide the exit status
+                terminalreporter.write_line(f"gate {verdict.message}", red=not verdict.passed,
+                                            green=verdict.passed)
+            return
         from qsm_eval.analysis.summary import render_summary
 
         terminalreporter.write(render_summary(self.results_frame(), self.verdicts, self.run_dir,
                                               width=terminalreporter._tw.fullwidth,
-                                              color=terminalreporter.hasmarkup))
+                                              color=terminalreporter.hasmarkup,
+                                              thresholds=self.settings["summary"] == "full"))
 
     def results_frame(self):
         from qsm_eval.results import rows_to_table

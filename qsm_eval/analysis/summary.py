@@ -45,8 +45,9 @@ def metrics_table(df: pd.DataFrame, by: str | None, title: str) -> Table:
 
 
 def render_summary(df: pd.DataFrame, verdicts: list, run_dir: Path, width: int = 100,
-                   color: bool = False) -> str:
-    """The summary as text (ANSI-coloured when ``color``), ready for pytest's terminal."""
+                   color: bool = False, thresholds: bool = True) -> str:
+    """The summary as text (ANSI-coloured when ``color``), ready for pytest's terminal;
+    ``thresholds`` adds the psychometric fits and alarms (seconds of bootstrap)."""
     buffer = io.StringIO()
     console = Console(file=buffer, width=max(width, 60), force_terminal=color,
                       color_system="standard" if color else None, highlight=False)
@@ -61,10 +62,11 @@ def render_summary(df: pd.DataFrame, verdicts: list, run_dir: Path, width: int =
         if df["dataset"].nunique() > 1:
             console.print(metrics_table(df, "dataset", "by dataset"))
         console.print(metrics_table(df, "duration_ms", "by duration"))
-        from qsm_eval.analysis.overview import threshold_summary  # scipy: only when there are results
+        if thresholds:
+            from qsm_eval.analysis.overview import threshold_summary  # scipy: only when needed
 
-        for renderable in threshold_summary(df):
-            console.print(renderable)
+            for renderable in threshold_summary(df):
+                console.print(renderable)
         console.print("bal = balanced accuracy, rec = recall of SPEECH, unk = UNKNOWN answers, "
                       "ms = median latency per case, seg/s = cases per second of model time",
                       style="dim")

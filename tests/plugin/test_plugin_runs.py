@@ -200,3 +200,16 @@ def test_prediction_cache_serves_a_second_run(eval_suite, segment_set):
     one, two = (pd.read_parquet(o / "results.parquet").sort_values("segment_id") for o in (out1, out2))
     assert not one["cache_hit"].any() and two["cache_hit"].all()
     assert one["p_speech"].tolist() == two["p_speech"].tolist()
+
+
+def test_summary_modes(eval_suite, segment_set):
+    full, _ = run_evals(eval_suite, segment_set, out=eval_suite.path / "full")
+    full.stdout.fnmatch_lines(["*qsm-eval summary*", "*duration thresholds*", "*DT50*DT75*"])
+    tables, _ = run_evals(eval_suite, segment_set, "--qsm-summary", "tables", out=eval_suite.path / "tables")
+    tables.stdout.fnmatch_lines(["*by duration*"])
+    assert "duration thresholds" not in tables.stdout.str()
+    quiet, out = run_evals(eval_suite, segment_set, "--qsm-summary", "none", "--qsm-gate", "n>=12",
+                           out=eval_suite.path / "none")
+    assert "qsm-eval summary" not in quiet.stdout.str()
+    quiet.stdout.fnmatch_lines(["gate passed n>=12*"])
+    assert len(pd.read_parquet(out / "results.parquet")) == 12
