@@ -37,6 +37,14 @@ class GateError(ValueError):
     """A gate expression that cannot be parsed."""
 
 
+def _duration_ms(value: str) -> int | None:
+    """``20ms`` or ``20`` as 20; None when the value is not a whole number of ms."""
+    try:
+        return int(value.lower().removesuffix("ms"))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class Gate:
     expression: str
@@ -69,6 +77,9 @@ class Gate:
                 except ValueError:
                     raise GateError(f"gate {expression!r}: min_n={value!r} is not an integer") from None
             elif key in SUBSET_COLUMNS:
+                if SUBSET_COLUMNS[key] == "duration_ms" and _duration_ms(value) is None:
+                    raise GateError(f"gate {expression!r}: {key}={value!r} is not a duration "
+                                    "in whole ms (e.g. 20 or 20ms)")
                 subset.append((key, value))
             else:
                 raise GateError(f"gate {expression!r}: unknown subset key {key!r}; known: "
@@ -88,8 +99,7 @@ class Gate:
             if column not in df:
                 return df.iloc[0:0]
             if column == "duration_ms":
-                wanted = int(value.lower().removesuffix("ms"))
-                mask &= df[column] == wanted
+                mask &= df[column] == _duration_ms(value)
             elif column == "true_label":
                 mask &= df[column].str.upper() == value.upper().replace("-", "")
             else:

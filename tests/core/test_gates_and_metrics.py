@@ -70,6 +70,7 @@ def test_parse(expression, metric, op, bound, subset, min_n):
     ("accuracy[dataset]>=0.9", "is not key=value"),
     ("accuracy[min_n=many]>=0.9", "min_n='many' is not an integer"),
     ("accuracy>=0.9.1", "is not a number"),
+    ("recall[duration=short]>=0.5", "duration='short' is not a duration in whole ms"),
 ])
 def test_parse_errors_name_the_problem(expression, message):
     with pytest.raises(GateError, match=message.replace("[", r"\[")):
