@@ -54,3 +54,41 @@ def terminal_console():
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() else Console(width=140)
+
+
+# --- table rows shared by the report's terminal tables and its HTML page ----------------------
+
+THRESHOLD_NOTES = ("lapse", "slope", "fit p", "notes")   # the columns after curve and the levels
+DPRIME_HEADERS = ("duration", "hit rate", "false-alarm rate", "d'", "criterion c")
+
+
+def metric_rows(group, candidates, label) -> tuple[list[str], list[list[str]]]:
+    """The rows of one grouping of a metrics table (intervals.metrics_table, one ``by``):
+    the metrics among ``candidates`` that have a value, and per group ``label(key)``, n and
+    'value [low, high]' of each of them."""
+    shown = [m for m in candidates if group.loc[group["metric"] == m, "value"].notna().any()]
+    rows = []
+    for key, sub in group.groupby("group", sort=False):
+        by_metric = sub.set_index("metric")
+        rows.append([label(key), str(int(by_metric.loc["accuracy", "n"]))]
+                    + [interval(*by_metric.loc[m, ["value", "low", "high"]]) for m in shown])
+    return shown, rows
+
+
+def threshold_rows(fits: dict, problems: dict[str, str], levels) -> list[list[str]]:
+    """Per curve: the thresholds at ``levels``, then THRESHOLD_NOTES; curves that could not
+    be fitted say why."""
+    rows = []
+    for label, fit in fits.items():
+        notes = "; ".join(sorted({f"{t.name} {t.flag}" for t in fit.thresholds.values() if t.flag}))
+        rows.append([label, *(threshold(fit.thresholds[n], fit.tested_range) for n in levels),
+                     f"{fit.curve.lapse:.3f}", f"{fit.curve.slope:.2f}", p_value(fit.deviance_p), notes])
+    rows += [[label, *(["n/a"] * len(levels)), "", "", "", problem] for label, problem in problems.items()]
+    return rows
+
+
+def dprime_rows(dprime) -> list[list[str]]:
+    """The rows of psychometric.dprime_table under DPRIME_HEADERS."""
+    return [[f"{r.duration_ms} ms", number(r.hit_rate), number(r.false_alarm_rate),
+             interval(r.dprime, r.dprime_low, r.dprime_high, 2), number(r.criterion, 2)]
+            for r in dprime.itertuples()]

@@ -33,12 +33,7 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def _metrics_section(overview: Overview) -> str:
     parts = []
     for by, group in overview.metrics.groupby("by", sort=False):
-        shown = [m for m in _HEADLINE if group.loc[group["metric"] == m, "value"].notna().any()]
-        rows = []
-        for key, sub in group.groupby("group", sort=False):
-            m = sub.set_index("metric")
-            rows.append([str(key), str(int(m.loc["accuracy", "n"]))]
-                        + [formatting.interval(*m.loc[name, ["value", "low", "high"]]) for name in shown])
+        shown, rows = formatting.metric_rows(group, _HEADLINE, str)
         title = "Overall" if by == "all" else f"By {by}"
         parts.append(f"<h3>{escape(title)}</h3>" + _table([by if by != "all" else "", "n", *shown], rows))
     return "".join(parts)
@@ -46,22 +41,12 @@ def _metrics_section(overview: Overview) -> str:
 
 def _threshold_section(overview: Overview) -> str:
     levels = list(overview.settings.levels)
-    rows = []
-    for label, fit in overview.fits.items():
-        notes = "; ".join(sorted({f"{t.name} {t.flag}" for t in fit.thresholds.values() if t.flag}))
-        rows.append([label, *(formatting.threshold(fit.thresholds[n], fit.tested_range) for n in levels),
-                     f"{fit.curve.lapse:.3f}", f"{fit.curve.slope:.2f}",
-                     formatting.p_value(fit.deviance_p), notes])
-    rows += [[label, *(["n/a"] * len(levels)), "", "", "", problem]
-             for label, problem in overview.fit_problems.items()]
-    return _table(["curve", *levels, "lapse", "slope", "fit p", "notes"], rows)
+    return _table(["curve", *levels, *formatting.THRESHOLD_NOTES],
+                  formatting.threshold_rows(overview.fits, overview.fit_problems, levels))
 
 
 def _dprime_section(overview: Overview) -> str:
-    rows = [[f"{r.duration_ms} ms", formatting.number(r.hit_rate), formatting.number(r.false_alarm_rate),
-             formatting.interval(r.dprime, r.dprime_low, r.dprime_high, 2), formatting.number(r.criterion, 2)]
-            for r in overview.dprime.itertuples()]
-    return _table(["duration", "hit rate", "false-alarm rate", "d'", "criterion c"], rows)
+    return _table(list(formatting.DPRIME_HEADERS), formatting.dprime_rows(overview.dprime))
 
 
 def _inline_svg(path: Path) -> str:

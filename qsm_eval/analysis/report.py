@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import sys
+from functools import partial
 from pathlib import Path
 
 from qsm_eval.analysis import formatting, html, plots, resampling
@@ -61,29 +62,31 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 # --- terminal tables ----------------------------------------------------------------------------
 
+def _group_label(by: str, key) -> str:
+    if by == "all":
+        return ""
+    return f"{key} ms" if by == "duration_ms" else str(key)
+
+
 def metric_tables(overview: Overview) -> list:
     from rich.table import Table
 
     tables = []
-    metrics = overview.metrics
-    for by, group in metrics.groupby("by", sort=False):
+    for by, group in overview.metrics.groupby("by", sort=False):
         if group["group"].nunique() > MAX_TERMINAL_GROUPS:
             tables.append(f"[dim]{overview.name}: {group['group'].nunique()} {by} groups: "
                           f"see metrics.csv and report.html[/dim]")
             continue
-        shown = [m for m in HEADLINE if group.loc[group["metric"] == m, "value"].notna().any()]
         header = {"all": "", "duration_ms": "duration"}.get(by, by)
+        shown, rows = formatting.metric_rows(group, HEADLINE, partial(_group_label, by))
         table = Table(title=f"{overview.name}: {'overall' if by == 'all' else 'by ' + header} "
                             f"({overview.settings.confidence:.0%} intervals)", title_justify="left")
         table.add_column(header)
         table.add_column("n", justify="right")
         for m in shown:
             table.add_column(_SHORT[m], justify="right")
-        for key, rows in group.groupby("group", sort=False):
-            by_metric = rows.set_index("metric")
-            label = f"{key} ms" if by == "duration_ms" else ("" if by == "all" else str(key))
-            table.add_row(label, str(int(by_metric.loc["accuracy", "n"])),
-                          *(formatting.interval(*by_metric.loc[m, ["value", "low", "high"]]) for m in shown))
+        for row in rows:
+            table.add_row(*row)
         tables.append(table)
     return tables
 
@@ -96,19 +99,10 @@ def threshold_table(overview: Overview):
                         f"deviance test, small = the curve misses the points)",
                   title_justify="left")
     table.add_column("curve")
-    for name in overview.settings.levels:
-        table.add_column(name, justify="right")
-    table.add_column("lapse", justify="right")
-    table.add_column("slope", justify="right")
-    table.add_column("fit p", justify="right")
-    table.add_column("notes")
-    for label, fit in overview.fits.items():
-        notes = "; ".join(sorted({f"{t.name} {t.flag}" for t in fit.thresholds.values() if t.flag}))
-        table.add_row(label, *(formatting.threshold(fit.thresholds[n], fit.tested_range)
-                               for n in overview.settings.levels),
-                      f"{fit.curve.lapse:.3f}", f"{fit.curve.slope:.2f}", formatting.p_value(fit.deviance_p), notes)
-    for label, problem in overview.fit_problems.items():
-        table.add_row(label, *(["n/a"] * len(overview.settings.levels)), "", "", "", problem)
+    for name in (*overview.settings.levels, *formatting.THRESHOLD_NOTES):
+        table.add_column(name, justify="left" if name == "notes" else "right")
+    for row in formatting.threshold_rows(overview.fits, overview.fit_problems, overview.settings.levels):
+        table.add_row(*row)
     return table
 
 
@@ -116,13 +110,10 @@ def dprime_rich_table(overview: Overview):
     from rich.table import Table
 
     table = Table(title=f"{overview.name}: hits, false alarms and d' per duration", title_justify="left")
-    for col in ("duration", "hit rate", "false-alarm rate", "d'", "criterion c"):
+    for col in formatting.DPRIME_HEADERS:
         table.add_column(col, justify="right")
-    for row in overview.dprime.itertuples():
-        table.add_row(f"{row.duration_ms} ms", formatting.number(row.hit_rate),
-                      formatting.number(row.false_alarm_rate),
-                      formatting.interval(row.dprime, row.dprime_low, row.dprime_high, 2),
-                      formatting.number(row.criterion, 2))
+    for row in formatting.dprime_rows(overview.dprime):
+        table.add_row(*row)
     return table
 
 
