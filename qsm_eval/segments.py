@@ -110,17 +110,18 @@ def load_segment_set(directory: str | Path, metadata_file: str = METADATA_FILE) 
         frame = frame.assign(source_id=frame["uri"])
     if "segment_id" not in frame.columns:
         frame = frame.assign(segment_id=np.arange(len(frame)))
-    if frame["segment_id"].duplicated().any():
-        dup = frame.loc[frame["segment_id"].duplicated(), "segment_id"].iloc[0]
-        raise SegmentSetError(f"{meta_path}: segment_id {dup} appears more than once")
 
     # Checks run column-wise: a 100,000-segment set must load in well under a second or two.
+    # segment_id is checked as strictly as duration_ms: a 1.5 cast to 1 would share its key
+    # (and its answer) with the segment whose id is 1.
+    segment_ids = _integer_column(frame, "segment_id", meta_path)
+    if segment_ids.duplicated().any():
+        dup = frame.loc[segment_ids.duplicated(), "segment_id"].iloc[0]
+        raise SegmentSetError(f"{meta_path}: segment_id {dup} appears more than once")
     labels = frame["label"].astype(str).str.strip().str.upper().map(LABEL_ALIASES)
     _refuse_first(labels.isna(), frame["label"], meta_path,
                   "unknown label {value!r}; use SPEECH or NONSPEECH")
-    durations = pd.to_numeric(frame["duration_ms"], errors="coerce")
-    _refuse_first(durations.isna() | (durations % 1 != 0), frame["duration_ms"], meta_path,
-                  "duration_ms {value!r} is not an integer")
+    durations = _integer_column(frame, "duration_ms", meta_path)
     _refuse_first(durations <= 0, frame["duration_ms"], meta_path,
                   "duration_ms must be positive, got {value!r}")
     audio_paths = frame["audio_path"].astype(str)
@@ -131,7 +132,7 @@ def load_segment_set(directory: str | Path, metadata_file: str = METADATA_FILE) 
     columns = {c: _column_values(frame[c]) for c in OPTIONAL_COLUMNS
                if c in frame.columns and c != "segment_id"}
     set_dir = str(directory)
-    records = zip(frame["segment_id"].astype(int).tolist(), audio_paths.tolist(), labels.tolist(),
+    records = zip(segment_ids.astype(int).tolist(), audio_paths.tolist(), labels.tolist(),
                   durations.astype(int).tolist(), frame["dataset"].astype(str).tolist(),
                   *columns.values())
     names = list(columns)
@@ -151,6 +152,14 @@ def _column_values(series: pd.Series) -> list:
     else:
         values = pd.to_numeric(series, errors="coerce").astype(float).tolist()
     return [None if gone else value for value, gone in zip(values, missing)]
+
+
+def _integer_column(frame: pd.DataFrame, name: str, meta_path: Path) -> pd.Series:
+    """A column as numbers, refusing the first value that is missing or not a whole number."""
+    numbers = pd.to_numeric(frame[name], errors="coerce")
+    _refuse_first(numbers.isna() | (numbers % 1 != 0), frame[name], meta_path,
+                  name + " {value!r} is not an integer")
+    return numbers
 
 
 def _refuse_first(bad: pd.Series, values: pd.Series, meta_path: Path, message: str) -> None:

@@ -41,6 +41,9 @@ def test_predecessor_columns_load_with_uri_as_source(write_set):
     (lambda f: f.assign(duration_ms=[0, 20]), "row 0: duration_ms must be positive"),
     (lambda f: f.assign(audio_path=["a/0.wav", "a/missing.wav"]), "row 1: audio file a/missing.wav not found"),
     (lambda f: f.assign(segment_id=[3, 3]), "segment_id 3 appears more than once"),
+    (lambda f: f.assign(segment_id=[1.5, 1.0]), "row 0: segment_id 1.5 is not an integer"),
+    (lambda f: f.assign(segment_id=[None, 1]), "row 0: segment_id nan is not an integer"),
+    (lambda f: f.assign(segment_id=["a", "b"]), "row 0: segment_id 'a' is not an integer"),
     (lambda f: f.iloc[0:0], "has no rows"),
 ])
 def test_bad_metadata_is_named(write_set, change, message):
