@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
+from qsm_eval.backends.base import SAMPLE_RATE
+
 METADATA_FILE = "segments_metadata.parquet"
-SAMPLE_RATE = 16_000
 LABELS = ("SPEECH", "NONSPEECH")
 REQUIRED_COLUMNS = ("audio_path", "label", "duration_ms", "dataset")
 OPTIONAL_COLUMNS = (

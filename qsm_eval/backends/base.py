@@ -15,6 +15,10 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 
 LABELS = ("SPEECH", "NONSPEECH", "UNKNOWN")
+# The rate of every clip a backend receives (segments.read_audio resamples to it). Defined
+# here, not in segments, so that loading a backend's options at pytest start-up does not
+# import the data stack (pandas, soundfile) that segments needs.
+SAMPLE_RATE = 16_000
 
 
 def parse_bool(value: Any) -> bool:

@@ -31,11 +31,10 @@ from typing import Any
 import numpy as np
 
 from qsm_eval.backends.base import (
-    AudioRequest, Backend, BackendError, Option, Prediction, label_from_probability)
+    SAMPLE_RATE, AudioRequest, Backend, BackendError, Option, Prediction, label_from_probability)
 from qsm_eval.backends.vad_common import (
     clip_problem, is_probability, pad_to_whole_frames, read_option, require_cpu_float32,
     summarize_frames)
-from qsm_eval.segments import SAMPLE_RATE
 
 WINDOW_SAMPLES = 512          # the only window the 16 kHz model accepts
 MODEL_FILE = "silero_vad.jit"  # inside the wheel's silero_vad/data: no download, no torch.hub

@@ -23,11 +23,10 @@ from typing import Any
 import numpy as np
 
 from qsm_eval.backends.base import (
-    AudioRequest, Backend, BackendError, Option, Prediction, label_from_probability)
+    SAMPLE_RATE, AudioRequest, Backend, BackendError, Option, Prediction, label_from_probability)
 from qsm_eval.backends.vad_common import (
     clip_problem, is_probability, pad_to_whole_frames, read_option, require_cpu_float32,
     summarize_frames)
-from qsm_eval.segments import SAMPLE_RATE
 
 AGGRESSIVENESS = Option(
     "webrtc_aggressiveness", int, 3,

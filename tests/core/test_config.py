@@ -50,3 +50,15 @@ def test_read_tool_table(tmp_path):
     assert read_tool_table(tmp_path / "pyproject.toml") == {}
     (tmp_path / "pyproject.toml").write_text('[tool.qsm_eval]\nmodel = "silero-vad"\nlimit = 3\n')
     assert read_tool_table(tmp_path / "pyproject.toml") == {"model": "silero-vad", "limit": 3}
+
+
+def test_registering_the_options_leaves_the_data_stack_unimported():
+    """Every pytest process with qsm-eval installed loads the backends' options: that must
+    not import pandas, pyarrow, soundfile or scipy (seconds of start-up for unrelated suites)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from qsm_eval import config, plugin; config.backend_options(); "
+            "print(sorted(m for m in ('pandas', 'pyarrow', 'soundfile', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsm_eval.backends.base import AudioRequest
+from qsm_eval.backends.base import SAMPLE_RATE, AudioRequest
 from qsm_eval.seeding import stable_rng
 
 PLACEMENTS = ("center", "start", "end")
 FILLS = ("silence", "noise")
-SAMPLE_RATE = 16000
 HOP_LENGTH = 160          # samples per mel frame
 MAX_FRAMES = 3000         # the feature extractor's 30 s window
 
