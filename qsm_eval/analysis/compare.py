@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import stats
 
 from qsm_eval.analysis import formatting, resampling
+from qsm_eval.analysis.metrics import balanced_from_counts
 from qsm_eval.analysis.outcomes import outcomes
 from qsm_eval.analysis.runs import Run, load_run, output_dir
 
@@ -107,15 +108,6 @@ def holm(p_values) -> np.ndarray:
     return out
 
 
-def _balanced(speech_right, n_speech, nonspeech_right, n_nonspeech):
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rs = np.where(n_speech > 0, speech_right / np.maximum(n_speech, 1), np.nan)
-        rn = np.where(n_nonspeech > 0, nonspeech_right / np.maximum(n_nonspeech, 1), np.nan)
-    both = np.stack([rs, rn])
-    present = (~np.isnan(both)).sum(axis=0)
-    return np.where(present > 0, np.nansum(both, axis=0) / np.maximum(present, 1), np.nan)
-
-
 @dataclass
 class Comparison:
     scope: str
@@ -146,8 +138,8 @@ def compare_group(paired: pd.DataFrame, scope: str, n_boot: int, confidence: flo
     sums = clusters.sums(columns)
 
     def ba_pair(c):
-        return (_balanced(c[..., 2], c[..., 0], c[..., 3], c[..., 1]),
-                _balanced(c[..., 4], c[..., 0], c[..., 5], c[..., 1]))
+        return (balanced_from_counts(c[..., 2], c[..., 0], c[..., 3], c[..., 1]),
+                balanced_from_counts(c[..., 4], c[..., 0], c[..., 5], c[..., 1]))
 
     ba_a, ba_b = ba_pair(sums.sum(axis=0))
     lo = hi = math.nan

@@ -25,6 +25,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from qsm_eval.analysis import metrics as point_metrics
 from qsm_eval.analysis import resampling
+from qsm_eval.analysis.metrics import ratio as _ratio
 from qsm_eval.analysis.outcomes import outcomes
 
 LABEL_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "unknown_rate")
@@ -114,12 +115,6 @@ def _count_columns(frame: pd.DataFrame) -> np.ndarray:
                             ~speech, speech & yes, ~speech & yes, ~speech & correct]).astype(float)
 
 
-def _ratio(num, den, empty=np.nan):
-    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1), empty)
-
-
 def label_metrics_from_counts(c: np.ndarray) -> dict[str, np.ndarray]:
     """Label metrics from summed count columns (_COUNTS order), one row per replicate.
 
@@ -128,15 +123,12 @@ def label_metrics_from_counts(c: np.ndarray) -> dict[str, np.ndarray]:
     the recalls of the classes present.
     """
     n, correct, unknown, n_s, n_n, tp, fp, tn = c.T
-    recall_s, recall_n = _ratio(tp, n_s), _ratio(tn, n_n)
     fn = n_s - tp
-    both = np.column_stack([recall_s, recall_n])
-    present = (~np.isnan(both)).sum(axis=1)
     return {
         "accuracy": _ratio(correct, n),
-        "balanced_accuracy": _ratio(np.nansum(both, axis=1), present),
+        "balanced_accuracy": point_metrics.balanced_from_counts(tp, n_s, tn, n_n),
         "precision": _ratio(tp, tp + fp),
-        "recall": recall_s,
+        "recall": _ratio(tp, n_s),
         "f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "unknown_rate": _ratio(unknown, n),
     }

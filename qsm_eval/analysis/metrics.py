@@ -102,6 +102,20 @@ def segments_per_s(df: pd.DataFrame) -> float:
     return float(len(timed) / (total_ms / 1000.0)) if total_ms > 0 else float("nan")
 
 
+def ratio(num, den) -> np.ndarray:
+    """``num / den`` elementwise; NaN where ``den`` is 0 (a rate over no cases is undefined)."""
+    num, den = np.asarray(num, dtype=float), np.asarray(den, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def balanced_from_counts(speech_right, n_speech, nonspeech_right, n_nonspeech) -> np.ndarray:
+    """Balanced accuracy from per-class counts, elementwise (e.g. one value per bootstrap
+    replicate): the mean recall over the classes present, as ``balanced_accuracy`` gives it."""
+    recalls = np.stack([ratio(speech_right, n_speech), ratio(nonspeech_right, n_nonspeech)])
+    return ratio(np.nansum(recalls, axis=0), (~np.isnan(recalls)).sum(axis=0))
+
+
 def count(df: pd.DataFrame) -> float:
     return float(len(df))
 
