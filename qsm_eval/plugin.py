@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from qsm_eval import config as qsm_config
-from qsm_eval.analysis.gates import Gate, GateError, evaluate_gates
+from qsm_eval.analysis.gates import Gate, GateError, evaluate_gate
 from qsm_eval.backends import BackendError, create_backend
 
 # This module is loaded by every pytest process that has qsm-eval installed, evals or not:
@@ -135,6 +135,7 @@ class QsmSession:
         self.manifest: RunManifest | None = None
         self.worker_info: list[dict] = []
         self.verdicts = []
+        self._frame = None
         self.started = time.perf_counter()
         self.load_seconds: float | None = None
 
@@ -270,7 +271,7 @@ class QsmSession:
             raise
         # Gates change the exit status here, after the loop: by sessionfinish it is too
         # late to count a failure on the session (the reason pytest-cov gives too).
-        self.verdicts = evaluate_gates(self.settings["gate"] or [], self.results_frame())
+        self.verdicts = [evaluate_gate(gate, self.results_frame()) for gate in self.gates]
         if any(not v.passed for v in self.verdicts):
             session.testsfailed += 1
         self.finish_run("interrupted" if session.shouldstop else "complete")
@@ -316,9 +317,10 @@ class QsmSession:
                                               thresholds=self.settings["summary"] == "full"))
 
     def results_frame(self):
-        from qsm_eval.results import rows_to_table
-
-        return rows_to_table(self.writer.rows).to_pandas()
+        """The rows as a DataFrame, converted once for the gates and the summary alike."""
+        if self._frame is None or len(self._frame) != len(self.writer.rows):
+            self._frame = self.writer.table().to_pandas()
+        return self._frame
 
 
 

@@ -59,8 +59,8 @@ COLUMNS = tuple(SCHEMA.names)
 
 
 def rows_to_table(rows: list[dict]) -> pa.Table:
-    """Rows (dicts) to a table of exactly SCHEMA; missing keys become nulls."""
-    return pa.Table.from_pylist([{c: row.get(c) for c in COLUMNS} for row in rows], schema=SCHEMA)
+    """Rows (dicts) to a table of exactly SCHEMA; missing keys become nulls, others are dropped."""
+    return pa.Table.from_pylist(rows, schema=SCHEMA)
 
 
 class ResultWriter:
@@ -74,6 +74,14 @@ class ResultWriter:
         # "w": a journal left by an earlier, killed run in the same directory is not ours.
         self._journal = open(self.journal_path, "w", encoding="utf-8")
         self.rows: list[dict] = []
+        self._table: pa.Table | None = None
+
+    def table(self) -> pa.Table:
+        """Every row so far as a table of SCHEMA, built once for the gates, the parquet and
+        the summary alike (rows are only ever appended, so the row count says it is current)."""
+        if self._table is None or self._table.num_rows != len(self.rows):
+            self._table = rows_to_table(self.rows)
+        return self._table
 
     def append(self, row: dict) -> None:
         self.rows.append(row)
@@ -83,9 +91,8 @@ class ResultWriter:
     def finalize(self) -> Path:
         """Write results.parquet from every row so far and drop the journal."""
         self._journal.close()
-        table = rows_to_table(self.rows)
         tmp = self.results_path.with_suffix(".parquet.tmp")
-        pq.write_table(table, tmp)
+        pq.write_table(self.table(), tmp)
         os.replace(tmp, self.results_path)  # atomic: a reader never sees half a file
         self.journal_path.unlink(missing_ok=True)
         return self.results_path
