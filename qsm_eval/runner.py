@@ -113,12 +113,15 @@ class Runner:
         self.stats["batches"] += 1
         self.stats["model_s"] += elapsed
         per_case_ms = 1000.0 * elapsed / len(requests)
+        to_cache = []
         for request, segment, prediction in zip(requests, segments, predictions):
             latency = prediction.latency_ms if prediction.latency_ms is not None else per_case_ms
             self._ready[segment.key] = CaseOutcome(prediction, latency, len(requests))
             if self.cache and prediction.error is None:
                 prediction.latency_ms = latency
-                self.cache.put(self.backend, request.waveform, prediction)
+                to_cache.append((request.waveform, prediction))
+        if to_cache:
+            self.cache.put_many(self.backend, to_cache)
 
     def close(self) -> None:
         if self.cache:

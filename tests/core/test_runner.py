@@ -105,6 +105,6 @@ def test_cache_key_depends_on_the_samples(tmp_path):
     from qsm_eval.backends.base import Prediction
 
     clip = np.ones(320, dtype=np.float32) * 0.1
-    cache.put(backend, clip, Prediction("SPEECH", 0.9, latency_ms=1.0))
+    cache.put_many(backend, [(clip, Prediction("SPEECH", 0.9, latency_ms=1.0))])
     assert cache.get(backend, clip).p_speech == 0.9
     assert cache.get(backend, clip * 0.5) is None
