@@ -129,6 +129,7 @@ class QsmSession:
         self.set_dirs: list[Path] = []
         self.backend = None
         self.runner: Runner | None = None
+        self.items: list[pytest.Item] = []     # every collected item: xdist queues their indices
         self.plan: list[Segment] = []          # selected eval cases, in run order
         self.plan_index: dict[str, int] = {}   # nodeid -> position in plan
         self.writer: ResultWriter | None = None
@@ -201,9 +202,8 @@ class QsmSession:
         """The cases this process will run next, for batching ahead."""
         queue = _xdist_queue(self.config) if self.is_worker else None
         if queue is not None:
-            items = self.config._qsm_items  # type: ignore[attr-defined]
             for index in queue():
-                segment = _segment_of(items[index])
+                segment = _segment_of(self.items[index])
                 if segment is not None:
                     yield segment
             return
@@ -323,11 +323,19 @@ class QsmSession:
         return self._frame
 
 
+def _case_param(item) -> Segment | InvalidSegmentSet | None:
+    """What an eval case is parametrized with; None for any other item."""
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get(SEGMENT_ARG) if callspec else None
+
 
 def _segment_of(item) -> Segment | None:
-    callspec = getattr(item, "callspec", None)
-    value = callspec.params.get(SEGMENT_ARG) if callspec else None
-    return None if value is None or isinstance(value, InvalidSegmentSet) else value
+    value = _case_param(item)
+    return None if isinstance(value, InvalidSegmentSet) else value
+
+
+def _is_invalid_set(item) -> bool:
+    return isinstance(_case_param(item), InvalidSegmentSet)
 
 
 def _xdist_queue(config):
@@ -416,7 +424,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         return
     kept, dropped, n = [], [], 0
     for item in items:
-        if _segment_of(item) is not None or _is_invalid_set(item):
+        if _case_param(item) is not None:
             n += 1
             if n > limit:
                 dropped.append(item)
@@ -427,14 +435,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         items[:] = kept
 
 
-def _is_invalid_set(item) -> bool:
-    callspec = getattr(item, "callspec", None)
-    return bool(callspec) and isinstance(callspec.params.get(SEGMENT_ARG), InvalidSegmentSet)
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     qsm = _qsm(session.config)
-    session.config._qsm_items = session.items  # type: ignore[attr-defined]
+    qsm.items = session.items
     for item in session.items:
         segment = _segment_of(item)
         if segment is not None:
