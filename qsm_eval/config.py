@@ -36,10 +36,10 @@ class Setting:
     default: Any = None
     help: str = ""
     multiple: bool = False     # repeatable on the command line, a list in TOML
-    flag: bool = False         # a switch: --qsm-strict
+    switch: bool = False       # takes no value: --qsm-strict
 
     @property
-    def option(self) -> str:
+    def flag(self) -> str:
         return "--qsm-" + self.name.replace("_", "-")
 
 
@@ -58,7 +58,7 @@ CORE_SETTINGS = (
             "{run_id} is replaced"),
     Setting("gate", str, None, "CI gate, e.g. 'balanced_accuracy>=0.85' or "
             "'recall[duration=20ms,min_n=20]>=0.5'; repeatable", multiple=True),
-    Setting("strict", parse_bool, False, "count a wrong answer (MISS) as a test failure", flag=True),
+    Setting("strict", parse_bool, False, "count a wrong answer (MISS) as a test failure", switch=True),
     Setting("cache", str, None, "directory of a prediction cache reused across runs (off by default)"),
     Setting("summary", str, "full", "end-of-run summary: full (tables, duration thresholds with "
             "bootstrap intervals, alarms), tables (no curve fits: faster) or none"),
@@ -94,10 +94,10 @@ def add_options(group) -> None:
     backends = ", ".join(sorted(available_backends()))
     for setting in CORE_SETTINGS:
         text = _with_default(setting.help.replace("{backends}", backends), setting.default)
-        if setting.flag:
-            group.addoption(setting.option, action="store_true", default=None, help=text)
+        if setting.switch:
+            group.addoption(setting.flag, action="store_true", default=None, help=text)
         else:
-            group.addoption(setting.option, action="append" if setting.multiple else "store",
+            group.addoption(setting.flag, action="append" if setting.multiple else "store",
                             default=None, metavar=setting.name.upper(), help=text)
     for option in backend_options():
         group.addoption(option.flag, default=None, metavar=option.name.upper(),
@@ -149,8 +149,7 @@ def resolve_settings(cli: dict[str, Any], table: dict[str, Any], table_dir: Path
         try:
             values = [spec.type(v) for v in values]
         except (TypeError, ValueError) as exc:
-            flag = getattr(spec, "option", None) or spec.flag
-            raise SettingsError(f"{flag} / [tool.qsm_eval] {spec.name}: {exc}") from None
+            raise SettingsError(f"{spec.flag} / [tool.qsm_eval] {spec.name}: {exc}") from None
         if from_table and spec.name in ("segments", "out", "cache", "model_path"):
             values = [_relative_to(v, table_dir, spec.name) for v in values]
         settings[spec.name] = values if multiple else values[-1]
