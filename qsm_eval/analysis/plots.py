@@ -17,7 +17,7 @@ from sklearn.metrics import roc_curve  # noqa: E402
 
 from qsm_eval.analysis.intervals import wilson  # noqa: E402
 from qsm_eval.analysis.outcomes import outcomes  # noqa: E402
-from qsm_eval.analysis.psychometric import PsychometricFit, rate_curves  # noqa: E402
+from qsm_eval.analysis.psychometric import PsychometricFit, rate_counts, rate_curves  # noqa: E402
 
 FORMATS = ("png", "svg")
 _MARKERS = {"DT50": "o", "DT75": "s"}
@@ -96,22 +96,17 @@ def rate_plot(frames: dict[str, pd.DataFrame], stem: Path, title: str = "") -> l
     all_durations = []
     for i, (label, df) in enumerate(frames.items()):
         color = f"C{i}"
-        frame = outcomes(df)
-        curves = rate_curves(frame)
-        for kind, is_speech, style in (("hit", True, "-"), ("false_alarm", False, "--")):
-            trials = frame[frame["is_speech"] == is_speech]
-            if trials.empty:
-                continue
-            counts = trials.groupby("duration_ms")["says_speech"].agg(["sum", "count"])
+        curves = rate_curves(df)
+        for kind, counts in rate_counts(df).items():
             d = counts.index.to_numpy(dtype=float)
             all_durations += list(d)
             p = (counts["sum"] / counts["count"]).to_numpy()
             bounds = np.array([wilson(k, n) for k, n in zip(counts["sum"], counts["count"])])
-            ax.errorbar(d, p, yerr=_bars(p, bounds), fmt="o" if is_speech else "^",
+            ax.errorbar(d, p, yerr=_bars(p, bounds), fmt="o" if kind == "hit" else "^",
                         color=color, capsize=3, ms=4, label=f"{label}: {kind.replace('_', ' ')} rate")
-            if kind in curves and len(d) > 1:
+            if kind in curves:
                 grid = np.exp(np.linspace(np.log(d.min()), np.log(d.max()), 200))
-                ax.plot(grid, curves[kind].rate(grid), style, color=color, lw=1.5)
+                ax.plot(grid, curves[kind].rate(grid), "-" if kind == "hit" else "--", color=color, lw=1.5)
     _duration_axis(ax, all_durations)
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("P(answer SPEECH)")

@@ -435,16 +435,22 @@ def fit_rate_curve(duration_ms, n_yes, n_trials, core: str = "logistic") -> Rate
     return RateCurve(core, float(location), float(math.exp(log_slope)), float(floor), float(ceiling))
 
 
-def rate_curves(df: pd.DataFrame, core: str = "logistic") -> dict[str, RateCurve]:
-    """Fitted P(say SPEECH) for speech trials ("hit") and non-speech trials ("false_alarm")."""
+def rate_counts(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """SPEECH answers ("sum") and trials ("count") per duration, for speech trials ("hit")
+    and non-speech trials ("false_alarm"), each where the results hold such trials."""
     frame = outcomes(df)
-    curves = {}
+    counts = {}
     for name, is_speech in (("hit", True), ("false_alarm", False)):
         trials = frame[frame["is_speech"] == is_speech]
-        counts = trials.groupby("duration_ms")["says_speech"].agg(["sum", "count"])
-        if len(counts) >= 2:
-            curves[name] = fit_rate_curve(counts.index.to_numpy(), counts["sum"], counts["count"], core)
-    return curves
+        if len(trials):
+            counts[name] = trials.groupby("duration_ms")["says_speech"].agg(["sum", "count"])
+    return counts
+
+
+def rate_curves(df: pd.DataFrame, core: str = "logistic") -> dict[str, RateCurve]:
+    """Fitted P(say SPEECH) for speech trials ("hit") and non-speech trials ("false_alarm")."""
+    return {name: fit_rate_curve(counts.index.to_numpy(), counts["sum"], counts["count"], core)
+            for name, counts in rate_counts(df).items() if len(counts) >= 2}
 
 
 def _dprime(hits, n_speech, false_alarms, n_nonspeech):
