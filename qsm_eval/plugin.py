@@ -158,6 +158,7 @@ class QsmSession:
             return self.segments
         patterns = self.settings["segments"] or [str(files("qsm_eval") / "data" / "demo")]
         self.segments = []
+        seen: set[Path] = set()
         for pattern in patterns:
             try:
                 dirs = expand_set_paths([pattern], root=self.config.invocation_params.dir)
@@ -165,6 +166,9 @@ class QsmSession:
                 self.segments.append(InvalidSegmentSet(pattern, str(exc)))
                 continue
             for directory in dirs:
+                if directory in seen:
+                    continue  # named by two patterns: still one set, evaluated once
+                seen.add(directory)
                 try:
                     self.segments.extend(load_segment_set(directory, self.settings["metadata_file"]))
                     self.set_dirs.append(directory)
