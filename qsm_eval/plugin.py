@@ -161,7 +161,8 @@ class QsmSession:
         seen: set[Path] = set()
         for pattern in patterns:
             try:
-                dirs = expand_set_paths([pattern], root=self.config.invocation_params.dir)
+                dirs = expand_set_paths([pattern], root=self.config.invocation_params.dir,
+                                        metadata_file=self.settings["metadata_file"])
             except SegmentSetError as exc:
                 self.segments.append(InvalidSegmentSet(pattern, str(exc)))
                 continue

@@ -172,11 +172,12 @@ def _refuse_first(bad: pd.Series, values: pd.Series, meta_path: Path, message: s
         raise SegmentSetError(f"{meta_path} row {row}: " + message.format(value=value))
 
 
-def expand_set_paths(patterns: list[str], root: str | Path = ".") -> list[Path]:
+def expand_set_paths(patterns: list[str], root: str | Path = ".",
+                     metadata_file: str = METADATA_FILE) -> list[Path]:
     """Resolve segment-set paths and globs (relative to root) to set directories.
 
-    A glob may match set directories or their metadata files; a pattern that matches
-    nothing is an error, so a typo never silently evaluates fewer sets.
+    A glob may match set directories or their metadata files (named ``metadata_file``); a
+    pattern that matches nothing is an error, so a typo never silently evaluates fewer sets.
     """
     found: list[Path] = []
     for pattern in patterns:
@@ -185,7 +186,7 @@ def expand_set_paths(patterns: list[str], root: str | Path = ".") -> list[Path]:
         dirs = []
         for match in matches:
             path = Path(match)
-            if path.name == METADATA_FILE:
+            if path.name == metadata_file:
                 path = path.parent
             if path.is_dir() or not glob.has_magic(str(base)):
                 dirs.append(path.resolve())

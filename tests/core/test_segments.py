@@ -70,6 +70,10 @@ def test_globs_expand_to_set_directories(write_set, tmp_path):
     assert expand_set_paths(["set_*/segments_metadata.parquet", "set_a"], root=tmp_path) == found
     with pytest.raises(SegmentSetError, match="'nothing_\\*': matches no segment-set directory"):
         expand_set_paths(["nothing_*"], root=tmp_path)
+    # With --qsm-metadata-file, a glob of the metadata files under that name finds the sets too.
+    for directory in found:
+        (directory / "segments_metadata.parquet").rename(directory / "meta.parquet")
+    assert expand_set_paths(["set_*/meta.parquet"], root=tmp_path, metadata_file="meta.parquet") == found
 
 
 def test_read_audio_mixes_to_mono_and_resamples(tmp_path):
