@@ -78,8 +78,11 @@ class Runner:
             if isinstance(signal, AudioError):
                 self._ready[segment.key] = CaseOutcome(Prediction.failed(str(signal)), None, len(batch))
                 continue
+            # Seeded from what names the clip inside its set, not from segment.key, which holds
+            # the set's absolute path: the same clip gets the same noise wherever the set lies.
             request = AudioRequest(segment.key, signal, segment.duration_ms,
-                                   seed=stable_seed("presentation", segment.key))
+                                   seed=stable_seed("presentation", segment.dataset,
+                                                    segment.audio_path, segment.segment_id))
             cached = self.cache.get(self.backend, signal) if self.cache else None
             if cached is not None:
                 self.stats["cache_hits"] += 1

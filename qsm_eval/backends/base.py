@@ -63,8 +63,9 @@ class AudioRequest:
     key: str
     waveform: np.ndarray
     duration_ms: int
-    # A stable per-clip seed (hashlib of the segment key): for any randomness a backend
-    # needs (noise padding), never Python's hash().
+    # A stable per-clip seed (hashlib of the clip's dataset, path and id within its set, so
+    # the same on every machine): for any randomness a backend needs (noise padding), never
+    # Python's hash().
     seed: int = 0
 
 

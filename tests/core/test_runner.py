@@ -25,10 +25,12 @@ class RecordingWebRtc(WebRtcVadBackend):
     def __init__(self, settings, broken_key=None):
         super().__init__(settings)
         self.batches: list[list[str]] = []
+        self.seeds: list[int] = []
         self.broken_key = broken_key
 
     def predict_batch(self, requests):
         self.batches.append([r.key for r in requests])
+        self.seeds += [r.seed for r in requests]
         if any(r.key == self.broken_key for r in requests):
             raise RuntimeError("device-side assert")
         return super().predict_batch(requests)
@@ -108,3 +110,16 @@ def test_cache_key_depends_on_the_samples(tmp_path):
     cache.put_many(backend, [(clip, Prediction("SPEECH", 0.9, latency_ms=1.0))])
     assert cache.get(backend, clip).p_speech == 0.9
     assert cache.get(backend, clip * 0.5) is None
+
+
+def test_presentation_seeds_do_not_depend_on_where_the_set_lies(write_set):
+    rows = [dict(audio_path=f"a/{i}.wav", label="SPEECH", duration_ms=40, dataset="ds") for i in range(5)]
+    seeds = []
+    for name in ("here", "moved"):
+        copy = load_segment_set(write_set(rows, name=name))
+        backend = RecordingWebRtc(settings())
+        runner = Runner(backend, batch_size=2)
+        for i, segment in enumerate(copy):
+            runner.predict(segment, copy[i + 1:])
+        seeds.append(backend.seeds)
+    assert seeds[0] == seeds[1] and len(set(seeds[0])) == len(rows)
