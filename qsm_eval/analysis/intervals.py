@@ -223,8 +223,9 @@ def metrics_table(df: pd.DataFrame, by: str | None = None, metrics=ALL_METRICS,
     rows = []
     for key, group in groups:
         key = key[0] if isinstance(key, tuple) and len(key) == 1 else key
+        n_sources = _n_sources(group)
         for est in estimate_metrics(group, metrics, n_boot, confidence, (*seed, by, key)).values():
-            rows.append({"by": by or "all", "group": key, "n_sources": _n_sources(group), **est.to_dict()})
+            rows.append({"by": by or "all", "group": key, "n_sources": n_sources, **est.to_dict()})
     return pd.DataFrame(rows)
 
 
