@@ -57,16 +57,16 @@ def fit_groups(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return groups
 
 
-def fit_all(df: pd.DataFrame, settings: Settings) -> tuple[dict, dict, dict]:
-    fits, problems, frames = {}, {}, {}
-    for label, rows in fit_groups(df).items():
-        frames[label] = rows
+def fit_all(groups: dict[str, pd.DataFrame], settings: Settings) -> tuple[dict, dict]:
+    """A curve per row set of ``fit_groups``, or why there is none."""
+    fits, problems = {}, {}
+    for label, rows in groups.items():
         try:
             fits[label] = fit_psychometric(rows, settings.core, settings.levels, settings.lapse_bounds,
                                            settings.n_boot, settings.confidence, seed=(label,))
         except ValueError as exc:
             problems[label] = str(exc)
-    return fits, problems, frames
+    return fits, problems
 
 
 def analyse(df: pd.DataFrame, name: str, settings: Settings | None = None) -> Overview:
@@ -78,7 +78,8 @@ def analyse(df: pd.DataFrame, name: str, settings: Settings | None = None) -> Ov
     for column in groupings(df):
         tables.append(metrics_table(df, column, n_boot=settings.n_boot,
                                     confidence=settings.confidence, seed=(name,)))
-    fits, problems, frames = fit_all(df, settings)
+    frames = fit_groups(df)
+    fits, problems = fit_all(frames, settings)
     return Overview(name, pd.concat(tables, ignore_index=True), fits, problems,
                     dprime_table(df, settings.n_boot, settings.confidence, seed=(name,)),
                     check_alarms(df), settings, frames, model_groups(df))
@@ -103,7 +104,7 @@ def threshold_summary(df: pd.DataFrame, n_boot: int = resampling.DEFAULT_N_BOOT)
     from rich.text import Text
 
     out = []
-    fits, problems, _ = fit_all(df, Settings(n_boot=n_boot))
+    fits, problems = fit_all(fit_groups(df), Settings(n_boot=n_boot))
     if fits or problems:
         # A heading line, not a table title: rich wraps a title to the (narrow) table width.
         heading = Text("duration thresholds (95% source-bootstrap CI; * extrapolated)")
