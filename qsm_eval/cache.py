@@ -1,8 +1,9 @@
 """A prediction cache that survives runs: the same model on the same audio answers once.
 
 Keyed by the sha256 of the backend's fingerprint (model, revision, prompt, presentation,
-every setting that changes an answer) and of the clip's samples, so a changed setting or
-a changed clip never reads a stale answer. Stored in SQLite: one file, safe for several
+every setting that changes an answer), of the clip's samples and of its presentation seed
+(noise padding depends on it), so a changed setting or a changed clip never reads a stale
+answer. Stored in SQLite: one file, safe for several
 xdist workers at once.
 """
 
@@ -16,7 +17,7 @@ from typing import Iterable
 
 import numpy as np
 
-from qsm_eval.backends.base import Backend, Prediction
+from qsm_eval.backends.base import AudioRequest, Backend, Prediction
 
 CACHE_FILE = "predictions.sqlite"
 
@@ -30,25 +31,25 @@ class PredictionCache:
         self._db.execute("CREATE TABLE IF NOT EXISTS predictions (key TEXT PRIMARY KEY, prediction TEXT)")
         self._fingerprints: dict[int, str] = {}
 
-    def _key(self, backend: Backend, waveform: np.ndarray) -> str:
+    def _key(self, backend: Backend, request: AudioRequest) -> str:
         fingerprint = self._fingerprints.get(id(backend))
         if fingerprint is None:
             text = json.dumps(backend.fingerprint(), sort_keys=True, default=str)
             fingerprint = self._fingerprints[id(backend)] = hashlib.sha256(text.encode()).hexdigest()
-        digest = hashlib.sha256(fingerprint.encode())
-        digest.update(np.ascontiguousarray(waveform, dtype=np.float32).tobytes())
+        digest = hashlib.sha256(f"{fingerprint}:{request.seed}".encode())
+        digest.update(np.ascontiguousarray(request.waveform, dtype=np.float32).tobytes())
         return digest.hexdigest()
 
-    def get(self, backend: Backend, waveform: np.ndarray) -> Prediction | None:
+    def get(self, backend: Backend, request: AudioRequest) -> Prediction | None:
         row = self._db.execute("SELECT prediction FROM predictions WHERE key = ?",
-                               (self._key(backend, waveform),)).fetchone()
+                               (self._key(backend, request),)).fetchone()
         return Prediction(**json.loads(row[0])) if row else None
 
-    def put_many(self, backend: Backend, answers: Iterable[tuple[np.ndarray, Prediction]]) -> None:
-        """Store (waveform, prediction) pairs in one transaction: a commit (a disk sync) per
+    def put_many(self, backend: Backend, answers: Iterable[tuple[AudioRequest, Prediction]]) -> None:
+        """Store (request, prediction) pairs in one transaction: a commit (a disk sync) per
         batch, not per clip, which cost more than the rest of the harness per case."""
-        rows = [(self._key(backend, waveform), json.dumps(prediction.to_dict()))
-                for waveform, prediction in answers]
+        rows = [(self._key(backend, request), json.dumps(prediction.to_dict()))
+                for request, prediction in answers]
         with self._db:  # commits at the end, rolls back on an error
             self._db.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?)", rows)
 

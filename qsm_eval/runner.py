@@ -83,7 +83,7 @@ class Runner:
             request = AudioRequest(segment.key, signal, segment.duration_ms,
                                    seed=stable_seed("presentation", segment.dataset,
                                                     segment.audio_path, segment.segment_id))
-            cached = self.cache.get(self.backend, signal) if self.cache else None
+            cached = self.cache.get(self.backend, request) if self.cache else None
             if cached is not None:
                 self.stats["cache_hits"] += 1
                 self._ready[segment.key] = CaseOutcome(cached, cached.latency_ms, 1, cache_hit=True)
@@ -122,7 +122,7 @@ class Runner:
             self._ready[segment.key] = CaseOutcome(prediction, latency, len(requests))
             if self.cache and prediction.error is None:
                 prediction.latency_ms = latency
-                to_cache.append((request.waveform, prediction))
+                to_cache.append((request, prediction))
         if to_cache:
             self.cache.put_many(self.backend, to_cache)
 

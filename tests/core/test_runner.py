@@ -101,15 +101,17 @@ def test_cache_answers_a_second_run_and_misses_on_changed_settings(segments, tmp
     assert changed_backend.batches
 
 
-def test_cache_key_depends_on_the_samples(tmp_path):
+def test_cache_key_depends_on_the_samples_and_the_seed(tmp_path):
     cache = PredictionCache(tmp_path)
     backend = create_backend("webrtc-vad", settings())
-    from qsm_eval.backends.base import Prediction
+    from qsm_eval.backends.base import AudioRequest, Prediction
 
     clip = np.ones(320, dtype=np.float32) * 0.1
-    cache.put_many(backend, [(clip, Prediction("SPEECH", 0.9, latency_ms=1.0))])
-    assert cache.get(backend, clip).p_speech == 0.9
-    assert cache.get(backend, clip * 0.5) is None
+    cache.put_many(backend, [(AudioRequest("k", clip, 20, seed=7), Prediction("SPEECH", 0.9, latency_ms=1.0))])
+    assert cache.get(backend, AudioRequest("other key", clip, 20, seed=7)).p_speech == 0.9
+    assert cache.get(backend, AudioRequest("k", clip * 0.5, 20, seed=7)) is None
+    # The seed chooses the noise a clip may be padded with: another seed, another answer.
+    assert cache.get(backend, AudioRequest("k", clip, 20, seed=8)) is None
 
 
 def test_presentation_seeds_do_not_depend_on_where_the_set_lies(write_set):
