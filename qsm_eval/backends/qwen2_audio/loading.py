@@ -21,6 +21,8 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 DEVICES = ("auto", "cuda", "cpu")
 LOAD_IN = ("none", "8bit", "4bit")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+# Every from_pretrained: only local files, and never code shipped with a checkpoint.
+_OFFLINE = {"trust_remote_code": False, "local_files_only": True}
 
 
 @dataclass
@@ -157,14 +159,14 @@ def load(settings: dict) -> LoadedModel:
     device_map = settings.get("device_map") or None
     directory = locate_checkpoint(settings.get("model_path"), revision)
 
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": False, "local_files_only": True}
+    kwargs: dict[str, Any] = {"dtype": dtype, **_OFFLINE}
     if quant is not None:
         kwargs["quantization_config"] = quant
         device_map = device_map or {"": device.index or 0}
     if device_map is not None:
         kwargs["device_map"] = device_map
     try:
-        processor = Qwen2AudioProcessor.from_pretrained(directory, **_file_kwargs())
+        processor = Qwen2AudioProcessor.from_pretrained(directory, **_OFFLINE)
         model = Qwen2AudioForConditionalGeneration.from_pretrained(directory, **kwargs)
     except (OSError, ValueError) as exc:
         raise BackendError(f"cannot load Qwen2-Audio from {directory}: {_first_line(exc)}") from exc
@@ -177,10 +179,6 @@ def load(settings: dict) -> LoadedModel:
     processor.tokenizer.padding_side = "left"
     return LoadedModel(model=model.eval(), processor=processor, device=device, dtype=dtype,
                        source=directory, revision=revision, load_in=load_in)
-
-
-def _file_kwargs() -> dict:
-    return {"trust_remote_code": False, "local_files_only": True}
 
 
 def _first_line(exc: BaseException) -> str:
