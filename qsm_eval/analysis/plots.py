@@ -25,11 +25,13 @@ _MARKERS = {"DT50": "o", "DT75": "s"}
 
 def _save(fig, stem: Path) -> list[Path]:
     paths = []
-    for fmt in FORMATS:
-        path = stem.with_suffix(f".{fmt}")
-        # A fixed date keeps the SVG identical from one report to the next.
-        fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
-        paths.append(path)
+    # A fixed date, and element ids hashed with a fixed salt (matplotlib draws a random one
+    # otherwise), keep the SVG identical from one report to the next.
+    with matplotlib.rc_context({"svg.hashsalt": "qsm-eval"}):
+        for fmt in FORMATS:
+            path = stem.with_suffix(f".{fmt}")
+            fig.savefig(path, dpi=120, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+            paths.append(path)
     plt.close(fig)
     return paths
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from qsm_eval.analysis import plots
 from qsm_eval.analysis.gates import evaluate_gates
 from qsm_eval.analysis.summary import render_summary
 from qsm_eval.cli import main
@@ -43,6 +44,13 @@ def test_report_writes_tables_plots_and_a_self_contained_page(simulated_run: Pat
     assert page.count("<svg") == 3 and "<?xml" not in page
     assert not re.search(r'(src|href)="(?!#)', page)              # nothing fetched from elsewhere
     assert "Duration thresholds" in page and "DT75" in page and "No alarms." in page
+
+
+def test_plots_are_the_same_bytes_from_one_report_to_the_next(tmp_path, simulated_run):
+    df = pd.read_parquet(simulated_run / "results.parquet")
+    first = plots.rate_plot({"simulated": df}, tmp_path / "first")
+    second = plots.rate_plot({"simulated": df}, tmp_path / "second")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
 
 
 def test_report_of_an_interrupted_run_reads_its_journal(tmp_path, simulated_run):
