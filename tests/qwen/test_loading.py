@@ -133,3 +133,13 @@ def test_device_map_is_passed_to_transformers(make_backend, mixed_requests):
     # A map transformers cannot use comes back as one line naming the checkpoint.
     with pytest.raises(BackendError, match="cannot load Qwen2-Audio from .*no-such-strategy"):
         make_backend(device_map="no-such-strategy")
+
+
+def test_cache_fingerprint_names_the_device_type_not_which_gpu(make_backend):
+    import dataclasses
+
+    backend = make_backend()
+    on = {index: Qwen2AudioBackend(dict(backend.settings), loaded=dataclasses.replace(
+        backend.loaded, device=torch.device("cuda", index))) for index in (0, 1)}
+    assert on[0].describe()["device"] == "cuda:0" and on[1].describe()["device"] == "cuda:1"
+    assert on[0].fingerprint() == on[1].fingerprint() != backend.fingerprint()

@@ -116,6 +116,13 @@ class Qwen2AudioBackend(Backend):
             "torch": torch.__version__,
         }
 
+    def fingerprint(self) -> dict[str, Any]:
+        """As the base's, with the device's type but not its index: under xdist worker k runs
+        on GPU k, and which of several GPUs answered must not split the prediction cache."""
+        fingerprint = super().fingerprint()
+        fingerprint["describe"]["device"] = self.loaded.device.type
+        return fingerprint
+
     def timings(self) -> dict[str, Any]:
         """Stage timings for run.json: features and forward seconds, cases, batches, warm-up.
 
