@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from dataclasses import asdict, dataclass
 
@@ -208,6 +209,12 @@ def _table(rows: list[Comparison], a: str, b: str, confidence: float):
     return table
 
 
+def _file_name(name: str) -> str:
+    """A run name as one path component: a model id such as Qwen/Qwen2-Audio-7B-Instruct or
+    /models/x must not turn the default output directory into nested ones."""
+    return re.sub(r"[^\w.-]+", "_", name).strip("_") or "run"
+
+
 def run(args: argparse.Namespace) -> int:
 
     console = formatting.terminal_console()
@@ -216,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         if a.name == b.name:  # two runs of one model: tell them apart by directory
             a.name, b.name = a.path.name, b.path.name
         rows, paired = compare_runs(a, b, args.n_boot, args.confidence)
-        out = output_dir(args.out, a.path.parent / f"compare-{a.name}-vs-{b.name}")
+        out = output_dir(args.out, a.path.parent / f"compare-{_file_name(a.name)}-vs-{_file_name(b.name)}")
     except (FileNotFoundError, PermissionError, ValueError) as exc:
         print(f"qsm-eval compare: {exc}", file=sys.stderr)
         return 2

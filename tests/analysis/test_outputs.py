@@ -85,6 +85,15 @@ def test_compare_command_writes_beside_the_runs(tmp_path, simulated_run):
     assert len(pd.read_csv(out / "compare.csv")) == len(rows)
 
 
+def test_compare_names_its_directory_from_model_ids_with_slashes(tmp_path, simulated_run):
+    df = pd.read_parquet(simulated_run / "results.parquet")
+    for name, model in (("a", "Qwen/Qwen2-Audio-7B-Instruct"), ("b", "/models/lora")):
+        (tmp_path / name).mkdir()
+        write_results(df.assign(model=model), tmp_path / name)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--n-boot", "0", "--no-plots"]) == 0
+    assert (tmp_path / "compare-Qwen_Qwen2-Audio-7B-Instruct-vs-models_lora" / "compare.json").is_file()
+
+
 def test_pytest_summary_shows_thresholds_and_alarms(simulated_run):
     df = pd.read_parquet(simulated_run / "results.parquet")
     text = render_summary(df, [], simulated_run, width=160)
