@@ -84,13 +84,14 @@ def subtract(spans, holes) -> list[Span]:
 
 
 def eligible_regions(regions: list[Region], margin_s: float) -> list[Region]:
-    """Where windows may go: each label's regions merged, then kept ``margin_s`` clear of
-    every edge and of any region with a different label in the same audio file.
+    """Where windows may go: each kind's regions merged, then kept ``margin_s`` clear of
+    every edge and of any region of another kind in the same audio file.
 
-    Regions that share everything but their times are merged first, so two touching
-    annotations of the same kind do not leave a margin-sized hole between them. Keeping
-    clear of differently-labelled regions (not only of one's own edges) matters where
-    annotations overlap or disagree.
+    A kind is everything but the times (label, original label, condition, category...), so
+    two touching annotations of the same kind do not leave a margin-sized hole between them,
+    while AVA's clean speech keeps the margin from its speech with music as from non-speech.
+    Keeping clear of other kinds (not only of one's own edges) matters where annotations
+    overlap or disagree.
     """
     by_audio: dict[str, dict[Region, list[Span]]] = defaultdict(lambda: defaultdict(list))
     for region in regions:
