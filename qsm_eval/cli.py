@@ -8,8 +8,11 @@ Each subcommand lives in its own module, which offers ``add_arguments(parser)`` 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
+import importlib.util
 import sys
+from pathlib import Path
 
 # subcommand -> module; `build` has one builder per corpus.
 BUILDERS = {
@@ -24,7 +27,14 @@ COMMANDS = {
 }
 
 
-def _add_module(subparsers, name: str, module_name: str) -> None:
+def _add_module(subparsers, name: str, module_name: str, chosen: bool = True) -> None:
+    if not chosen:
+        # Listed by its docstring's first line, read without importing it: the analysis
+        # modules alone import scipy and matplotlib, over a second before any work starts.
+        spec = importlib.util.find_spec(module_name)
+        doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
+        subparsers.add_parser(name, help=doc.strip().splitlines()[0] if doc.strip() else None)
+        return
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
@@ -44,7 +54,11 @@ def _unavailable(name: str, exc: ImportError) -> int:
     return 2
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given ``argv``, only the module of the subcommand it names is imported."""
+    def chosen(*words: str) -> bool:
+        return argv is None or list(argv[:len(words)]) == list(words)
+
     parser = argparse.ArgumentParser(
         prog="qsm-eval",
         description="Build segment sets from raw corpora, and report on or compare finished "
@@ -53,14 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="cut a segment set from a raw corpus")
     builders = build.add_subparsers(dest="corpus", required=True)
     for name, module_name in BUILDERS.items():
-        _add_module(builders, name, module_name)
+        _add_module(builders, name, module_name, chosen("build", name))
     for name, module_name in COMMANDS.items():
-        _add_module(commands, name, module_name)
+        _add_module(commands, name, module_name, chosen(name))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     return int(args._run(args) or 0)
 
 

@@ -1,0 +1,23 @@
+"""The qsm-eval command's routing: only the chosen subcommand's module is imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+MODULES = ("qsm_eval.build.ava", "qsm_eval.build.demo", "qsm_eval.analysis.report", "qsm_eval.analysis.compare")
+
+
+def python(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_only_the_chosen_subcommand_is_imported():
+    loaded = f"sorted(m for m in {MODULES!r} if m in sys.modules)"
+    out = python(f"import sys; from qsm_eval import cli; cli.build_parser(['build', 'ava']); print({loaded})")
+    assert out.strip() == "['qsm_eval.build.ava']"
+    # Help lists the subcommands not chosen by their docstring's first line, importing none.
+    out = python(f"import sys, contextlib; from qsm_eval import cli\n"
+                 f"with contextlib.suppress(SystemExit): cli.main(['build', '--help'])\n"
+                 f"print({loaded})")
+    assert "Cut a NONSPEECH segment set from ESC-50" in out and out.splitlines()[-1] == "[]"
