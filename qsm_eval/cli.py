@@ -40,6 +40,8 @@ def _add_module(subparsers, name: str, module_name: str, chosen: bool = True) ->
     except ImportError as exc:
         # One command whose dependencies are missing must not take the others down.
         parser = subparsers.add_parser(name, help=f"(unavailable: {exc})")
+        # Whatever arguments follow, the user is told why the command cannot run.
+        parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         parser.set_defaults(_run=lambda args, exc=exc: _unavailable(name, exc))
         return
     doc = (module.__doc__ or "").strip().splitlines()

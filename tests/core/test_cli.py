@@ -21,3 +21,11 @@ def test_only_the_chosen_subcommand_is_imported():
                  f"with contextlib.suppress(SystemExit): cli.main(['build', '--help'])\n"
                  f"print({loaded})")
     assert "Cut a NONSPEECH segment set from ESC-50" in out and out.splitlines()[-1] == "[]"
+
+
+def test_a_command_whose_dependencies_are_missing_says_so_whatever_its_arguments():
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['matplotlib'] = None; from qsm_eval import cli; "
+         "sys.exit(cli.main(['report', 'some/run', '--no-plots']))"], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith("qsm-eval report: unavailable in this installation (")
