@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from qsm_eval.backends.base import installed_version
+
 RESULTS_FILE = "results.parquet"
 JOURNAL_FILE = "results.partial.jsonl"
 MANIFEST_FILE = "run.json"
@@ -126,16 +128,10 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
 
 def package_versions() -> dict[str, str]:
     """Versions of what changes an answer, for run.json."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("qsm-eval", "torch", "transformers", "accelerate", "silero-vad",
-                 "webrtcvad-wheels", "numpy", "scipy", "soundfile", "pytest"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
+    found = {name: installed_version(name) for name in (
+        "qsm-eval", "torch", "transformers", "accelerate", "silero-vad", "webrtcvad-wheels",
+        "numpy", "scipy", "soundfile", "pytest")}
+    return {"python": platform.python_version(), **{k: v for k, v in found.items() if v is not None}}
 
 
 @dataclass

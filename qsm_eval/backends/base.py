@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -31,6 +32,14 @@ def parse_bool(value: Any) -> bool:
     if text in ("0", "false", "no", "off", ""):
         return False
     raise ValueError(f"{value!r} is not a boolean (use true or false)")
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of a distribution (for run.json), or None when it is absent."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
 
 
 class BackendError(RuntimeError):

@@ -25,13 +25,13 @@ How a clip becomes an answer:
 from __future__ import annotations
 
 import warnings
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 
 from qsm_eval.backends.base import (
-    SAMPLE_RATE, AudioRequest, Backend, BackendError, Option, Prediction, label_from_probability)
+    SAMPLE_RATE, AudioRequest, Backend, BackendError, Option, Prediction, installed_version,
+    label_from_probability)
 from qsm_eval.backends.vad_common import (
     clip_problem, is_probability, pad_to_whole_frames, read_option, require_cpu_float32,
     summarize_frames)
@@ -161,14 +161,10 @@ class SileroVadBackend(Backend):
                           n_audio_tokens=int(frame_probs.size), padding=padding)
 
     def describe(self) -> dict[str, Any]:
-        try:
-            package_version = version("silero-vad")
-        except PackageNotFoundError:
-            package_version = None
         return {
             "backend": self.name,
             "model": f"silero-vad/{MODEL_FILE}",
-            "silero_vad_version": package_version,
+            "silero_vad_version": installed_version("silero-vad"),
             "sample_rate": SAMPLE_RATE,
             "window_samples": WINDOW_SAMPLES,
             "vad_threshold": self.threshold,

@@ -17,13 +17,13 @@ How a clip becomes an answer:
 from __future__ import annotations
 
 import time
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
 
 from qsm_eval.backends.base import (
-    SAMPLE_RATE, AudioRequest, Backend, BackendError, Option, Prediction, label_from_probability)
+    SAMPLE_RATE, AudioRequest, Backend, BackendError, Option, Prediction, installed_version,
+    label_from_probability)
 from qsm_eval.backends.vad_common import (
     clip_problem, is_probability, pad_to_whole_frames, read_option, require_cpu_float32,
     summarize_frames)
@@ -97,14 +97,10 @@ class WebRtcVadBackend(Backend):
                           latency_ms=1000.0 * (time.perf_counter() - started))
 
     def describe(self) -> dict[str, Any]:
-        try:
-            package_version = version("webrtcvad-wheels")
-        except PackageNotFoundError:
-            package_version = None
         return {
             "backend": self.name,
             "model": "webrtcvad",
-            "webrtcvad_version": package_version,
+            "webrtcvad_version": installed_version("webrtcvad-wheels"),
             "sample_rate": SAMPLE_RATE,
             "webrtc_aggressiveness": self.aggressiveness,
             "webrtc_frame_ms": self.frame_ms,
