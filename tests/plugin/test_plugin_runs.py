@@ -217,5 +217,6 @@ def test_summary_modes(eval_suite, segment_set):
 
 def test_a_set_named_by_two_patterns_runs_once(eval_suite, segment_set):
     result, out = run_evals(eval_suite, segment_set, "--qsm-segments", str(segment_set.parent / "syn*"))
+    assert result.ret == 0
     assert len(pd.read_parquet(out / "results.parquet")) == 12
     assert len(json.loads((out / "run.json").read_text())["segment_sets"]) == 1
