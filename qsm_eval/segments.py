@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -71,14 +71,6 @@ class Segment:
     def key(self) -> str:
         """Unique across the sets of a run: the set directory plus the segment id."""
         return f"{self.set_dir}::{self.segment_id}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Segment:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
 
 
 def load_segment_set(directory: str | Path, metadata_file: str = METADATA_FILE) -> list[Segment]:
