@@ -11,9 +11,10 @@ from qsm_eval.analysis import formatting
 from qsm_eval.analysis.overview import Overview
 
 _STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 70em; }
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+p, .note { max-width: 70em; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
-th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: right; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.25em 0.7em; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
 .alarm { color: #a40; font-weight: bold; }
 .note { color: #666; font-size: 0.85em; }
