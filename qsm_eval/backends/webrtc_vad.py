@@ -40,7 +40,7 @@ THRESHOLD = Option(
     "webrtc-vad: SPEECH when the fraction of speech frames >= this (0 to 1)")
 
 
-def to_pcm16(waveform: np.ndarray) -> bytes:
+def pcm16_bytes(waveform: np.ndarray) -> bytes:
     """float32 in [-1, 1] -> 16-bit little-endian PCM bytes; out-of-range samples clip.
 
     The scale is 32768, the one soundfile and libsndfile use to read 16-bit PCM as float,
@@ -83,7 +83,7 @@ class WebRtcVadBackend(Backend):
         started = time.perf_counter()
         waveform = np.asarray(request.waveform, dtype=np.float32)
         padded, n_frames, padding = pad_to_whole_frames(waveform, self.frame_samples)
-        pcm = to_pcm16(padded)
+        pcm = pcm16_bytes(padded)
         detector = self._webrtcvad.Vad(self.aggressiveness)  # fresh state for every clip
         frame_bytes = 2 * self.frame_samples
         decisions = [detector.is_speech(pcm[i * frame_bytes:(i + 1) * frame_bytes], SAMPLE_RATE)

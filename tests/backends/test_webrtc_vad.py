@@ -10,7 +10,7 @@ import soundfile as sf
 import webrtcvad
 
 from qsm_eval.backends.base import AudioRequest, BackendError
-from qsm_eval.backends.webrtc_vad import WebRtcVadBackend, to_pcm16
+from qsm_eval.backends.webrtc_vad import WebRtcVadBackend, pcm16_bytes
 from qsm_eval.segments import SAMPLE_RATE
 
 
@@ -58,12 +58,12 @@ def test_pcm16_conversion_restores_the_wav_samples(demo_clips):
     segment, audio = demo_clips[0]
     stored, rate = sf.read(segment.path, dtype="int16")
     assert rate == SAMPLE_RATE and sf.info(segment.path).subtype == "PCM_16"
-    assert to_pcm16(audio) == stored.astype("<i2").tobytes()
+    assert pcm16_bytes(audio) == stored.astype("<i2").tobytes()
 
 
 def test_pcm16_conversion_scales_and_clips():
     samples = np.array([0.0, 0.5, -0.5, -1.0, 1.0, 3.0, -3.0], dtype=np.float32)
-    pcm = np.frombuffer(to_pcm16(samples), dtype="<i2")
+    pcm = np.frombuffer(pcm16_bytes(samples), dtype="<i2")
     assert pcm.tolist() == [0, 16384, -16384, -32768, 32767, 32767, -32768]
 
 
@@ -85,10 +85,10 @@ def test_detector_state_is_fresh_for_every_clip(webrtc, demo_clips):
         detector = webrtcvad.Vad(webrtc.aggressiveness)
         frame = 2 * webrtc.frame_samples
         if warm:
-            pcm = to_pcm16(speech)
+            pcm = pcm16_bytes(speech)
             for i in range(0, len(pcm) - frame + 1, frame):
                 detector.is_speech(pcm[i:i + frame], SAMPLE_RATE)
-        pcm = to_pcm16(clip)
+        pcm = pcm16_bytes(clip)
         return [detector.is_speech(pcm[i:i + frame], SAMPLE_RATE) for i in range(0, len(pcm) - frame + 1, frame)]
 
     sensitive = [a for s, a in demo_clips if a.size % webrtc.frame_samples == 0
