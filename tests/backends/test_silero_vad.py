@@ -158,22 +158,6 @@ def test_unusable_clip_fails_alone(silero, demo_clips):
     assert answers[1].error is None and answers[1].p_speech is not None
 
 
-@pytest.mark.parametrize("setting, value, words", [
-    ("vad_threshold", 1.5, ["--qsm-vad-threshold", "vad_threshold", "from 0 to 1"]),
-    ("vad_threshold", "high", ["--qsm-vad-threshold", "'high'"]),
-    ("silero_aggregation", "median", ["--qsm-silero-aggregation", "max, mean"]),
-    ("silero_threads", 0, ["--qsm-silero-threads", ">= 1"]),
-    ("silero_threads", 1.5, ["--qsm-silero-threads"]),
-])
-def test_invalid_option_names_option_and_allowed_values(make_backend, setting, value, words):
-    with pytest.raises(BackendError) as caught:
-        make_backend("silero-vad", **{setting: value})
-    message = str(caught.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message
-
-
 @pytest.mark.parametrize("setting, value, flag", [
     ("device", "cuda", "--qsm-device 'cuda'"),
     ("device", "cuda:1", "--qsm-device 'cuda:1'"),

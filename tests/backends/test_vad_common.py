@@ -45,3 +45,24 @@ def test_read_option_converts_defaults_and_refuses():
     assert read_option("demo", option, {"demo_level": "3"}) == 3
     with pytest.raises(BackendError, match=r"^demo: --qsm-demo-level .* demo_level = 7 .*allowed: 1, 2, 3$"):
         read_option("demo", option, {"demo_level": 7})
+
+
+@pytest.mark.parametrize("backend, setting, value, words", [
+    ("silero-vad", "vad_threshold", 1.5, ["--qsm-vad-threshold", "vad_threshold", "from 0 to 1"]),
+    ("silero-vad", "vad_threshold", "high", ["--qsm-vad-threshold", "'high'"]),
+    ("silero-vad", "silero_aggregation", "median", ["--qsm-silero-aggregation", "max, mean"]),
+    ("silero-vad", "silero_threads", 0, ["--qsm-silero-threads", ">= 1"]),
+    ("silero-vad", "silero_threads", 1.5, ["--qsm-silero-threads"]),
+    ("webrtc-vad", "webrtc_aggressiveness", 4, ["--qsm-webrtc-aggressiveness", "0, 1, 2, 3"]),
+    ("webrtc-vad", "webrtc_aggressiveness", "loud", ["--qsm-webrtc-aggressiveness", "'loud'"]),
+    ("webrtc-vad", "webrtc_aggressiveness", 2.5, ["--qsm-webrtc-aggressiveness", "2.5"]),
+    ("webrtc-vad", "webrtc_frame_ms", 15, ["--qsm-webrtc-frame-ms", "10, 20, 30"]),
+    ("webrtc-vad", "webrtc_threshold", -0.1, ["--qsm-webrtc-threshold", "from 0 to 1"]),
+])
+def test_invalid_option_names_option_and_allowed_values(make_backend, backend, setting, value, words):
+    with pytest.raises(BackendError) as caught:
+        make_backend(backend, **{setting: value})
+    message = str(caught.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message
