@@ -137,6 +137,7 @@ class QsmSession:
         self.worker_info: list[dict] = []
         self.verdicts = []
         self._frame = None
+        self._queue = None                     # xdist worker: lists the indices queued here
         self.started = time.perf_counter()
         self.load_seconds: float | None = None
 
@@ -205,9 +206,11 @@ class QsmSession:
 
     def upcoming(self, item: pytest.Item):
         """The cases this process will run next, for batching ahead."""
-        queue = _xdist_queue(self.config) if self.is_worker else None
+        if self.is_worker and self._queue is None:
+            self._queue = _xdist_queue(self.config) or (lambda: None)  # found once, not per case
+        queue = self._queue() if self.is_worker else None
         if queue is not None:
-            for index in queue():
+            for index in queue:
                 segment = _segment_of(self.items[index])
                 if segment is not None:
                     yield segment
