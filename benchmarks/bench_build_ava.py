@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from qsm_eval.build import ava
+from qsm_eval.builders import ava
 
 LABELS = ("NO_SPEECH", "CLEAN_SPEECH", "SPEECH_WITH_MUSIC", "SPEECH_WITH_NOISE")
 RATE = 44100

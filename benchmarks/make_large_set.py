@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qsm_eval.build.writer import write_clip, write_metadata
+from qsm_eval.builders.writer import write_clip, write_metadata
 
 DURATIONS = (20, 40, 60, 80, 100, 200, 500, 1000)
 

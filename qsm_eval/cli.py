@@ -16,10 +16,10 @@ from pathlib import Path
 
 # subcommand -> module; `build` has one builder per corpus.
 BUILDERS = {
-    "demo": "qsm_eval.build.demo",
-    "ava": "qsm_eval.build.ava",
-    "voxconverse": "qsm_eval.build.voxconverse",
-    "esc50": "qsm_eval.build.esc50",
+    "demo": "qsm_eval.builders.demo",
+    "ava": "qsm_eval.builders.ava",
+    "voxconverse": "qsm_eval.builders.voxconverse",
+    "esc50": "qsm_eval.builders.esc50",
 }
 COMMANDS = {
     "report": "qsm_eval.analysis.report",

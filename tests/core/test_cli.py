@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ("qsm_eval.build.ava", "qsm_eval.build.demo", "qsm_eval.analysis.report", "qsm_eval.analysis.compare")
+MODULES = ("qsm_eval.builders.ava", "qsm_eval.builders.demo", "qsm_eval.analysis.report", "qsm_eval.analysis.compare")
 
 
 def python(code: str) -> str:
@@ -15,7 +15,7 @@ def python(code: str) -> str:
 def test_only_the_chosen_subcommand_is_imported():
     loaded = f"sorted(m for m in {MODULES!r} if m in sys.modules)"
     out = python(f"import sys; from qsm_eval import cli; cli.build_parser(['build', 'ava']); print({loaded})")
-    assert out.strip() == "['qsm_eval.build.ava']"
+    assert out.strip() == "['qsm_eval.builders.ava']"
     # Help lists the subcommands not chosen by their docstring's first line, importing none.
     out = python(f"import sys, contextlib; from qsm_eval import cli\n"
                  f"with contextlib.suppress(SystemExit): cli.main(['build', '--help'])\n"

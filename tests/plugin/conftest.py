@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qsm_eval.build.writer import write_clip, write_metadata
+from qsm_eval.builders.writer import write_clip, write_metadata
 
 EVAL_SUITE = Path(__file__).resolve().parents[2] / "evals" / "test_speech_detection.py"
 

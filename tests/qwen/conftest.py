@@ -17,7 +17,7 @@ import pytest
 from qsm_eval.backends.base import AudioRequest
 from qsm_eval.backends.qwen2_audio import Qwen2AudioBackend
 from qsm_eval.backends.qwen2_audio.synthetic import save_tiny_checkpoint
-from qsm_eval.build.writer import write_clip, write_metadata
+from qsm_eval.builders.writer import write_clip, write_metadata
 from qsm_eval.seeding import stable_seed
 
 # Larger than the usual 0.02 so that the random model's answers depend visibly on the audio.

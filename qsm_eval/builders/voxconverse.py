@@ -14,11 +14,11 @@ import argparse
 from collections import defaultdict
 from pathlib import Path
 
-from qsm_eval.build.errors import BuildError
-from qsm_eval.build.labelfiles import read_lines, seconds
-from qsm_eval.build.pipeline import add_common_arguments, run_builder
-from qsm_eval.build.regions import Region, gaps, union
-from qsm_eval.build.sourceaudio import find_audio, probe
+from qsm_eval.builders.errors import BuildError
+from qsm_eval.builders.labelfiles import read_lines, seconds
+from qsm_eval.builders.pipeline import add_common_arguments, run_builder
+from qsm_eval.builders.regions import Region, gaps, union
+from qsm_eval.builders.sourceaudio import find_audio, probe
 
 CORPUS = "VoxConverse"
 RTTM_FIELDS = 10

@@ -17,7 +17,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from qsm_eval.build.windows import CLIPPED, SILENT
+from qsm_eval.builders.windows import CLIPPED, SILENT
 
 REPORT_TEXT = "balance.txt"
 REPORT_CSV = "balance.csv"

@@ -1,6 +1,6 @@
 import pytest
 
-from qsm_eval.build import ava
+from qsm_eval.builders import ava
 
 
 @pytest.mark.parametrize("extra, message", [

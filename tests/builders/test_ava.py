@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from qsm_eval.build import ava
-from qsm_eval.build.regions import union
+from qsm_eval.builders import ava
+from qsm_eval.builders.regions import union
 from qsm_eval.segments import load_segment_audio, load_segment_set, read_audio
 
 MARGIN = 1.0

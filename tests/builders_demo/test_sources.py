@@ -9,8 +9,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from qsm_eval.build import demo_sources as sources
-from qsm_eval.build.demo_sources import DemoInputError
+from qsm_eval.builders import demo_sources as sources
+from qsm_eval.builders.demo_sources import DemoInputError
 
 from .conftest import OPENSFX_ENTRIES, catalogue_bytes, tone, wav_bytes
 

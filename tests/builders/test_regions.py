@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from qsm_eval.build.regions import (
+from qsm_eval.builders.regions import (
     Region, eligible_regions, gaps, shrink, sounding_spans, subtract, union)
 
 

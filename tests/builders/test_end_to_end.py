@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from qsm_eval.build import ava, esc50, voxconverse
+from qsm_eval.builders import ava, esc50, voxconverse
 
 EVAL_SUITE = Path(__file__).resolve().parents[2] / "evals" / "test_speech_detection.py"
 SMALL = ["--per-class", 2, "--durations", 20, 200, "--splits", "dev=0.5", "test=0.5"]

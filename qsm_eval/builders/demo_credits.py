@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from qsm_eval.build.demo_sources import ARCTIC_CREDIT, ASTERISK_CREDIT, Recording
+from qsm_eval.builders.demo_sources import ARCTIC_CREDIT, ASTERISK_CREDIT, Recording
 
 CORPORA = {
     "asterisk": (
@@ -42,7 +42,7 @@ CORPORA = {
 
 HEADER = """# Sources of the demo segment set
 
-Written by `qsm-eval build demo` (qsm_eval/build/demo.py). Every clip is an excerpt of one
+Written by `qsm-eval build demo` (qsm_eval/builders/demo.py). Every clip is an excerpt of one
 of the recordings listed here: cut to 20 to 1000 ms, mixed to mono, resampled to 16 kHz and
 stored as 16-bit WAV. These are modifications of the original works. The column `source_id`
 of segments_metadata.parquet names each clip's recording, and `start_s`/`end_s` where in it
@@ -52,7 +52,7 @@ Licence of the clips: each clip keeps the licence of its recording. Clips from C
 recordings (Asterisk, and OpenSFX entries so licensed) are shared under CC BY-SA 3.0; clips
 from CC BY 3.0 recordings are credited as listed; CC0 clips carry no condition.
 
-How windows were chosen (qsm_eval/build/demo_windows.py has the exact rules): SPEECH
+How windows were chosen (qsm_eval/builders/demo_windows.py has the exact rules): SPEECH
 windows lie inside voiced speech, by the ARCTIC phone labels or, for the Asterisk prompts
 (only those whose transcript is plain words) and the unlabelled ARCTIC clip, by frame energy
 relative to the recording's loudest frame, with margins; pauses are quiet stretches of

@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from qsm_eval.build import demo_windows as rules
-from qsm_eval.build.demo_credits import write_sources
-from qsm_eval.build.demo_sources import (
+from qsm_eval.builders import demo_windows as rules
+from qsm_eval.builders.demo_credits import write_sources
+from qsm_eval.builders.demo_sources import (
     DemoInputError, Recording, load_arctic, load_asterisk, load_opensfx, load_sonic_pi,
 )
-from qsm_eval.build.writer import write_clip, write_metadata
+from qsm_eval.builders.writer import write_clip, write_metadata
 from qsm_eval.segments import (
     METADATA_FILE, SAMPLE_RATE, AudioError, SegmentSetError, load_segment_audio, load_segment_set,
 )

@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from qsm_eval.build.regions import Region, Span
+from qsm_eval.builders.regions import Region, Span
 from qsm_eval.seeding import stable_rng
 from qsm_eval.segments import SAMPLE_RATE
 

@@ -15,11 +15,11 @@ import argparse
 import csv
 from pathlib import Path
 
-from qsm_eval.build.errors import BuildError
-from qsm_eval.build.labelfiles import read_lines
-from qsm_eval.build.pipeline import add_common_arguments, run_builder
-from qsm_eval.build.regions import Region, sounding_spans
-from qsm_eval.build.sourceaudio import read_native
+from qsm_eval.builders.errors import BuildError
+from qsm_eval.builders.labelfiles import read_lines
+from qsm_eval.builders.pipeline import add_common_arguments, run_builder
+from qsm_eval.builders.regions import Region, sounding_spans
+from qsm_eval.builders.sourceaudio import read_native
 
 CORPUS = "ESC-50"
 HEADER = ("filename", "fold", "target", "category", "esc10", "src_file", "take")

@@ -20,14 +20,14 @@ from typing import Callable
 import numpy as np
 from rich.console import Console
 
-from qsm_eval.build.balance import REPORT_CSV, REPORT_TEXT, balance_rows, balance_table, save_balance
-from qsm_eval.build.errors import BuildError
-from qsm_eval.build.regions import Region, eligible_regions
-from qsm_eval.build.sourceaudio import clipped_spans, read_16k, read_native
-from qsm_eval.build.splits import assign_splits, largest_remainder, parse_splits
-from qsm_eval.build.windows import (
+from qsm_eval.builders.balance import REPORT_CSV, REPORT_TEXT, balance_rows, balance_table, save_balance
+from qsm_eval.builders.errors import BuildError
+from qsm_eval.builders.regions import Region, eligible_regions
+from qsm_eval.builders.sourceaudio import clipped_spans, read_16k, read_native
+from qsm_eval.builders.splits import assign_splits, largest_remainder, parse_splits
+from qsm_eval.builders.windows import (
     Window, candidate_windows, sample_bounds, select_windows, window_fault)
-from qsm_eval.build.writer import to_pcm16, write_clip, write_metadata
+from qsm_eval.builders.writer import to_pcm16, write_clip, write_metadata
 from qsm_eval.segments import METADATA_FILE, SAMPLE_RATE
 
 DEFAULT_DURATIONS_MS = (20, 40, 60, 80, 100, 200, 500, 1000)

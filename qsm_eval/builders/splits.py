@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qsm_eval.build.errors import BuildError
+from qsm_eval.builders.errors import BuildError
 from qsm_eval.seeding import stable_seed
 
 

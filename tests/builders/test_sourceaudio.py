@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from qsm_eval.build.errors import BuildError
-from qsm_eval.build.sourceaudio import clipped_spans, find_audio, probe
+from qsm_eval.builders.errors import BuildError
+from qsm_eval.builders.sourceaudio import clipped_spans, find_audio, probe
 
 
 def test_clipped_spans_need_a_run_at_the_rail_in_any_channel():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from qsm_eval.build import demo
+from qsm_eval.builders import demo
 from qsm_eval.segments import METADATA_FILE, load_segment_audio, load_segment_set
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,7 +1,7 @@
 import pytest
 
-from qsm_eval.build.errors import BuildError
-from qsm_eval.build.splits import assign_splits, largest_remainder, parse_splits
+from qsm_eval.builders.errors import BuildError
+from qsm_eval.builders.splits import assign_splits, largest_remainder, parse_splits
 
 
 def test_parse_splits_reads_names_and_fractions():

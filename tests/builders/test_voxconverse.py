@@ -3,8 +3,8 @@ import argparse
 import pandas as pd
 import pytest
 
-from qsm_eval.build import voxconverse
-from qsm_eval.build.regions import eligible_regions, union
+from qsm_eval.builders import voxconverse
+from qsm_eval.builders.regions import eligible_regions, union
 from qsm_eval.segments import load_segment_audio, load_segment_set
 
 MARGIN = 1.0

@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from qsm_eval.build import esc50
+from qsm_eval.builders import esc50
 from qsm_eval.segments import load_segment_audio, load_segment_set
 
 

@@ -2,8 +2,8 @@ from collections import Counter
 
 import numpy as np
 
-from qsm_eval.build.regions import Region
-from qsm_eval.build.windows import (
+from qsm_eval.builders.regions import Region
+from qsm_eval.builders.windows import (
     CLIPPED, SILENT, Window, candidate_windows, select_windows, window_fault)
 
 

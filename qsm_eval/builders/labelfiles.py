@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from qsm_eval.build.errors import BuildError
+from qsm_eval.builders.errors import BuildError
 
 
 def read_lines(path: Path) -> list[tuple[int, str]]:

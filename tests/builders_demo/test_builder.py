@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
-from qsm_eval.build import demo
-from qsm_eval.build.demo_sources import load_asterisk, load_sonic_pi
+from qsm_eval.builders import demo
+from qsm_eval.builders.demo_sources import load_asterisk, load_sonic_pi
 from qsm_eval.segments import METADATA_FILE, load_segment_audio, load_segment_set, read_audio
 
 from .conftest import demo_args, write_sonic_pi

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from qsm_eval.build.errors import BuildError
-from qsm_eval.build.regions import Span
+from qsm_eval.builders.errors import BuildError
+from qsm_eval.builders.regions import Span
 from qsm_eval.segments import SAMPLE_RATE, AudioError, read_audio
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")

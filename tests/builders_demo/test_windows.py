@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from qsm_eval.build import demo_windows as rules
-from qsm_eval.build.demo_sources import Phone
+from qsm_eval.builders import demo_windows as rules
+from qsm_eval.builders.demo_sources import Phone
 
 from .conftest import noise, tone
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from qsm_eval.build import demo
+from qsm_eval.builders import demo
 from qsm_eval.seeding import stable_rng
 
 PHRASE_S = 2.2
