@@ -1,11 +1,14 @@
-"""What the model receives: audio-token counts, the zero-token error, and padding."""
+"""What Qwen2-Audio receives: audio-token counts, the zero-token error, and padding through the backend.
+
+The container policy itself is tested in tests/backends/test_presentation.py.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from qsm_eval.backends.qwen2_audio.presentation import PresentationPolicy, audio_tokens, present
+from qsm_eval.backends.qwen2_audio.presentation import audio_tokens
 
 
 @pytest.mark.parametrize("n_samples", [1, 160, 320, 321, 400, 480, 481, 640, 800, 1600, 16000, 16160])
@@ -41,27 +44,6 @@ def test_padding_gives_short_clips_tokens_and_is_recorded(make_backend, make_req
     assert padded.padding == "container=200ms,center,noise@-50dBFS"
     assert unpadded.n_audio_tokens == 10 and "not padded" in unpadded.padding
     assert backend.describe()["padding"] == "container=200ms,center,noise@-50dBFS"
-
-
-@pytest.mark.parametrize("placement, start", [("start", 0), ("end", 1600), ("center", 800)])
-def test_placement_and_silence_fill(make_request, placement, start):
-    request = make_request("x", np.ones(1600, np.float32))
-    out = present(request, PresentationPolicy(pad_ms=200, placement=placement)).waveform
-    assert len(out) == 3200
-    assert np.all(out[start:start + 1600] == 1) and np.count_nonzero(out) == 1600
-
-
-def test_noise_fill_has_the_level_and_is_seeded_per_clip(make_request):
-    policy = PresentationPolicy(pad_ms=1000, fill="noise", level_db=-40)
-    a1 = present(make_request("a", np.zeros(160, np.float32)), policy).waveform
-    a2 = present(make_request("a", np.zeros(160, np.float32)), policy).waveform
-    b = present(make_request("b", np.zeros(160, np.float32)), policy).waveform
-    rms = np.sqrt(np.mean(a1.astype(np.float64) ** 2))
-    assert 20 * np.log10(rms) == pytest.approx(-40, abs=0.3)
-    assert np.array_equal(a1, a2) and not np.array_equal(a1, b)
-    clip = np.full(160, 0.5, np.float32)
-    placed = present(make_request("c", clip), policy).waveform
-    assert np.array_equal(placed[(16000 - 160) // 2:][:160], clip)   # the clip itself is untouched
 
 
 def test_bad_policy_values_are_refused(make_backend):

@@ -15,9 +15,8 @@ import numpy as np
 
 from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Option, Prediction, parse_bool
 from qsm_eval.backends.qwen2_audio import loading, prompts
-from qsm_eval.backends.qwen2_audio.presentation import (
-    FILLS, HOP_LENGTH, MAX_FRAMES, PLACEMENTS, SAMPLE_RATE, PresentationPolicy, mel_frames, present,
-)
+from qsm_eval.backends.presentation import PRESENTATION_OPTIONS, PresentationPolicy, zero_input_message
+from qsm_eval.backends.qwen2_audio.presentation import HOP_LENGTH, MAX_FRAMES, SAMPLE_RATE, mel_frames, present
 from qsm_eval.backends.qwen2_audio.scoring import SCORING_MODES
 
 
@@ -30,13 +29,7 @@ class Qwen2AudioBackend(Backend):
                "or generate (greedy text, strict parser); default logits", choices=SCORING_MODES),
         Option("prompt", str, prompts.DEFAULT_PROMPT, "built-in prompt (labels, ab) or a prompt file "
                "path; default labels"),
-        Option("pad_ms", int, 0, "pad clips shorter than this many ms into a container of this length; "
-               "default 0 (no padding; clips under 25 ms then give an error)"),
-        Option("pad_placement", str, "center", "where the clip sits in the container; default center",
-               choices=PLACEMENTS),
-        Option("pad_fill", str, "silence", "what fills the container: silence or seeded noise; "
-               "default silence", choices=FILLS),
-        Option("pad_level_db", float, -60.0, "RMS level of the noise fill in dBFS; default -60"),
+        *PRESENTATION_OPTIONS,
         Option("fast_encoder", parse_bool, False, "encode only the mel frames a batch needs instead "
                "of 30 s: the same logits up to float rounding (tested: 1e-4 in float32); "
                "default off until checked on the real weights"),
@@ -54,11 +47,9 @@ class Qwen2AudioBackend(Backend):
         if s["scoring"] not in SCORING_MODES:
             raise BackendError(f"--qsm-scoring {s['scoring']!r} is not one of {', '.join(SCORING_MODES)}")
         s["fast_encoder"] = parse_bool(s["fast_encoder"])
-        try:
-            self.policy = PresentationPolicy(pad_ms=int(s["pad_ms"]), placement=s["pad_placement"],
-                                             fill=s["pad_fill"], level_db=float(s["pad_level_db"]))
-        except ValueError as exc:
-            raise BackendError(str(exc)) from exc
+        self.policy = PresentationPolicy.from_options(
+            pad_ms=s["pad_ms"], pad_placement=s["pad_placement"], pad_fill=s["pad_fill"],
+            pad_level_db=s["pad_level_db"])
         self.prompt = prompts.resolve_prompt(s["prompt"])
         self.loaded = loaded or loading.load(s)
         self.rendered = prompts.render(self.prompt, self.processor)
@@ -165,9 +156,8 @@ class Qwen2AudioBackend(Backend):
 
     def _unservable(self, request: AudioRequest, clip) -> str | None:
         if clip.n_audio_tokens == 0:
-            return (f"clip of {request.duration_ms} ms reaches Qwen2-Audio as 0 audio tokens (one per "
-                    f"40 ms; 25 ms is the least that yields one), so the model would answer without "
-                    f"hearing it; present it in a container with --qsm-pad-ms (e.g. 100)")
+            return zero_input_message(request.duration_ms, "Qwen2-Audio", "audio tokens",
+                                      "25 ms; one token per 40 ms")
         if len(clip.waveform) > MAX_FRAMES * HOP_LENGTH:
             return (f"clip of {request.duration_ms} ms is longer than the 30 s Qwen2-Audio's feature "
                     f"extractor takes; cut it into shorter segments")
