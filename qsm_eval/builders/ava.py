@@ -19,7 +19,7 @@ from qsm_eval.builders.errors import BuildError
 from qsm_eval.builders.labelfiles import read_lines, seconds
 from qsm_eval.builders.pipeline import add_common_arguments, run_builder
 from qsm_eval.builders.regions import Region
-from qsm_eval.builders.sourceaudio import find_audio, probe
+from qsm_eval.builders.sourceaudio import locate
 
 CORPUS = "AVA-Speech"
 NO_SPEECH = "NO_SPEECH"
@@ -57,6 +57,10 @@ def read_labels(path: Path) -> dict[str, list[tuple[int, float, float, str]]]:
         video_id, start, end, label = (f.strip() for f in fields)
         if not video_id:
             raise BuildError(f"{path}:{line}: the video id is empty")
+        if not rows and not _is_number(start) and not _is_number(end):
+            raise BuildError(f"{path}:{line}: {text.strip()!r} looks like a header line; the "
+                             "published AVA-Speech label files have none (rows are "
+                             "video_id,start_s,end_s,label): delete that line")
         start_s = seconds(start, path, line, "start_s")
         end_s = seconds(end, path, line, "end_s")
         if end_s <= start_s:
@@ -70,13 +74,23 @@ def read_labels(path: Path) -> dict[str, list[tuple[int, float, float, str]]]:
     return rows
 
 
-def read_regions(args: argparse.Namespace) -> list[Region]:
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_regions(args: argparse.Namespace, skipped: list[str] | None = None) -> list[Region]:
     """Every labelled region of every video, in audio-file time."""
     labels_path = Path(args.labels)
     regions = []
     for video_id, rows in sorted(read_labels(labels_path).items()):
-        audio = find_audio(Path(args.audio_dir), video_id)
-        duration_s = probe(audio)
+        found = locate(Path(args.audio_dir), video_id, skipped)
+        if found is None:
+            continue
+        audio, duration_s = found
         for line, start_s, end_s, label in rows:
             start, end = start_s - args.audio_offset, end_s - args.audio_offset
             if start < 0 or end > duration_s + END_TOLERANCE_S:

@@ -1,6 +1,6 @@
 """The balance and confound report of a built segment set.
 
-One row per cell (dataset, split, label, condition, duration): how many clips, from how
+One row per cell (dataset, split, label, condition, SNR, duration): how many clips, from how
 many recordings, how loud on average, and how many candidates were rejected. Unequal
 counts are a balance problem; few recordings per cell or a level gap between SPEECH and
 NONSPEECH at the same duration are confounds a model could score on instead of speech.
@@ -21,7 +21,7 @@ from qsm_eval.builders.windows import CLIPPED, SILENT
 
 REPORT_TEXT = "balance.txt"
 REPORT_CSV = "balance.csv"
-COLUMNS = ("dataset", "split", "label", "condition", "duration_ms", "clips", "sources",
+COLUMNS = ("dataset", "split", "label", "condition", "snr_db", "duration_ms", "clips", "sources",
            "mean_rms_dbfs", "rejected_silent", "rejected_clipped")
 
 
@@ -29,16 +29,21 @@ def balance_rows(records: list[dict], rejected: dict[tuple, Counter]) -> list[di
     """Cells in a fixed order; ``rejected`` is keyed by (split, label, condition, duration_ms)."""
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for record in records:
+        snr = record.get("snr_db")
+        # Clean clips (no SNR) sort before the noise levels.
         cells[(record["dataset"], record["split"], record["label"], record["condition"] or "",
+               snr is not None, snr if snr is not None else 0.0,
                record["duration_ms"])].append(record)
     rows = []
     for key in sorted(cells):
-        dataset, split, label, condition, duration_ms = key
+        dataset, split, label, condition, noisy, snr, duration_ms = key
         members = cells[key]
-        counts = rejected.get((split, label, condition or None, duration_ms), Counter())
+        # Candidates are rejected before mixing: the counts belong to the clean cell.
+        counts = Counter() if noisy else rejected.get((split, label, condition or None, duration_ms),
+                                                      Counter())
         rows.append({
             "dataset": dataset, "split": split, "label": label, "condition": condition,
-            "duration_ms": duration_ms, "clips": len(members),
+            "snr_db": f"{snr:g}" if noisy else "", "duration_ms": duration_ms, "clips": len(members),
             "sources": len({m["source_id"] for m in members}),
             "mean_rms_dbfs": round(sum(m["rms_dbfs"] for m in members) / len(members), 1),
             "rejected_silent": counts[SILENT], "rejected_clipped": counts[CLIPPED],
@@ -47,7 +52,8 @@ def balance_rows(records: list[dict], rejected: dict[tuple, Counter]) -> list[di
 
 
 # Terminal headers: short enough for an 80-column terminal (the dataset is in the title).
-HEADERS = {"split": "split", "label": "label", "condition": "condition", "duration_ms": "ms",
+HEADERS = {"split": "split", "label": "label", "condition": "condition", "snr_db": "SNR dB",
+           "duration_ms": "ms",
            "clips": "clips", "sources": "sources", "mean_rms_dbfs": "dBFS",
            "rejected_silent": "silent", "rejected_clipped": "clipped"}
 

@@ -96,8 +96,9 @@ def check_categories(names: list[str]) -> tuple[str, ...]:
     return tuple(sorted(set(names)))
 
 
-def read_regions(args: argparse.Namespace) -> list[Region]:
-    """The sounding spans of every clip outside the excluded categories."""
+def read_regions(args: argparse.Namespace, skipped: list[str] | None = None) -> list[Region]:
+    """The sounding spans of every clip outside the excluded categories (clips whose audio
+    is missing or unreadable are added to ``skipped`` when it is a list, else refused)."""
     root = Path(args.esc50_dir)
     excluded = check_categories(args.exclude_categories)
     if not args.min_silence > 0:
@@ -107,10 +108,16 @@ def read_regions(args: argparse.Namespace) -> list[Region]:
         if row["category"] in excluded:
             continue
         audio = root / "audio" / row["filename"]
-        if not audio.is_file():
-            raise BuildError(f"{root / 'meta' / 'esc50.csv'}:{row['line']}: audio file {audio} "
-                             "not found")
-        data, rate = read_native(audio)
+        try:
+            if not audio.is_file():
+                raise BuildError(f"{root / 'meta' / 'esc50.csv'}:{row['line']}: audio file "
+                                 f"{audio} not found")
+            data, rate = read_native(audio)
+        except BuildError:
+            if skipped is None:
+                raise
+            skipped.append(row["filename"])
+            continue
         for start, end in sounding_spans(data, rate, args.min_silence):
             regions.append(Region(
                 source_id=row["src_file"], audio=str(audio), start_s=start, end_s=end,

@@ -22,8 +22,11 @@ from rich.console import Console
 
 from qsm_eval.builders.balance import REPORT_CSV, REPORT_TEXT, balance_rows, balance_table, save_balance
 from qsm_eval.builders.errors import BuildError
+from qsm_eval.builders.mixing import (
+    SNR_REFERENCE_CLIP, SNR_REFERENCE_SPEECH, NoiseSet, fit_full_scale, level_name, mix_at_snr,
+    parse_levels, power)
 from qsm_eval.builders.regions import Region, eligible_regions
-from qsm_eval.builders.sourceaudio import clipped_spans, read_16k, read_native
+from qsm_eval.builders.sourceaudio import read_windows
 from qsm_eval.builders.splits import assign_splits, largest_remainder, parse_splits
 from qsm_eval.builders.windows import (
     Window, candidate_windows, sample_bounds, select_windows, window_fault)
@@ -50,6 +53,10 @@ class BuildOptions:
     seed: str
     audio_format: str
     overwrite: bool
+    snr_levels: tuple[float, ...] = ()
+    noise_dir: Path | None = None
+    noise_name: str | None = None
+    skip_missing: bool = False
 
 
 def add_common_arguments(parser: argparse.ArgumentParser, dataset: str,
@@ -76,6 +83,26 @@ def add_common_arguments(parser: argparse.ArgumentParser, dataset: str,
                        help="16 kHz mono 16-bit audio container (default: wav)")
     group.add_argument("--overwrite", action="store_true",
                        help="replace a segment set already in --out")
+    group.add_argument("--skip-missing", action="store_true",
+                       help="leave out recordings whose audio file is missing or unreadable "
+                       "(counted and named in build.json) instead of stopping the build")
+    add_noise_arguments(parser)
+
+
+def add_noise_arguments(parser: argparse.ArgumentParser, noise_required: bool = True) -> None:
+    group = parser.add_argument_group("noise conditions")
+    group.add_argument("--snr-db", nargs="+", action="extend", metavar="DB",
+                       help="also write every clip mixed with noise at each of these SNRs "
+                       "(e.g. --snr-db -10 0 10 20, or 0,10,20; repeatable); the clean clips "
+                       "stay, with snr_db empty. SNR: mean power over the clip, of the clip "
+                       "(SPEECH) or of the same split and duration's SPEECH clips (NONSPEECH), "
+                       "over that of the noise")
+    group.add_argument("--noise-dir", type=Path, metavar="DIR",
+                       help="the noise set: a directory of noise recordings, searched "
+                       "recursively" + ("" if noise_required else
+                                        " (default: the builder's own offline noise)"))
+    group.add_argument("--noise-name", metavar="NAME",
+                       help="name of the noise set in noise_source (default: the directory's name)")
 
 
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
@@ -88,12 +115,18 @@ def options_from_args(args: argparse.Namespace) -> BuildOptions:
         raise BuildError(f"--max-per-region must be at least 1, got {args.max_per_region}")
     if not (math.isfinite(args.margin) and args.margin >= 0):
         raise BuildError(f"--margin must be 0 or more seconds, got {args.margin}")
+    levels = parse_levels(args.snr_db)
+    if levels and args.noise_dir is None:
+        raise BuildError("--snr-db needs --noise-dir: the directory of noise recordings to mix in")
+    if args.noise_dir is not None and not levels:
+        raise BuildError("--noise-dir is used only with --snr-db LEVEL...; give the SNRs to mix at")
     return BuildOptions(
         out_dir=Path(args.out), dataset=args.dataset,
         durations_ms=tuple(sorted(set(args.durations))), per_class=args.per_class,
         margin_s=args.margin, max_per_region=args.max_per_region,
         splits=parse_splits(args.splits), seed=str(args.seed),
-        audio_format=args.audio_format, overwrite=args.overwrite)
+        audio_format=args.audio_format, overwrite=args.overwrite, snr_levels=levels,
+        noise_dir=args.noise_dir, noise_name=args.noise_name, skip_missing=args.skip_missing)
 
 
 @dataclass(frozen=True)
@@ -156,17 +189,34 @@ def plan_cells(regions: list[Region], strata: list[Stratum], options: BuildOptio
     return cells
 
 
+def region_room(region: Region, length: int) -> int:
+    """How many non-overlapping ``length``-sample windows fit in the region."""
+    bounds = sample_bounds(region, length)
+    return 0 if bounds is None else (bounds[1] - bounds[0]) // length + 1
+
+
 def _check_capacity(cell: Cell, options: BuildOptions) -> None:
+    """Refuse a cell its regions cannot fill, counting what each region really holds: at most
+    ``max_per_region`` windows, and no more than fit in it without overlapping."""
     length = cell.duration_ms * SAMPLE_RATE // 1000
-    fitting = [r for r in cell.regions if sample_bounds(r, length) is not None]
-    if len(fitting) * options.max_per_region < cell.count:
-        sources = len({r.source_id for r in fitting})
+    rooms = [room for r in cell.regions if (room := region_room(r, length))]
+    capacity = sum(min(room, options.max_per_region) for room in rooms)
+    if capacity < cell.count:
+        sources = len({r.source_id for r in cell.regions if region_room(r, length)})
         raise BuildError(
-            f"too few eligible regions for {cell.name}: {cell.count} clips needed but only "
-            f"{len(fitting)} region(s) in {sources} recording(s) hold a {cell.duration_ms} ms "
-            f"window {options.margin_s:g} s inside their edges, at most "
-            f"{options.max_per_region} each; lower --per-class or --margin, raise "
-            "--max-per-region, or add recordings")
+            f"too few eligible regions for {cell.name}: {cell.count} clips needed but "
+            f"{len(rooms)} region(s) in {sources} recording(s) hold at most {capacity} "
+            f"non-overlapping {cell.duration_ms} ms windows {options.margin_s:g} s inside "
+            f"their edges, at most {options.max_per_region} each; "
+            + _remedies(cell, options, rooms))
+
+
+def _remedies(cell: Cell, options: BuildOptions, rooms: list[int]) -> str:
+    """What the user can change; raising --max-per-region only where regions have room."""
+    remedies = ["lower --per-class or --margin"]
+    if any(room > options.max_per_region for room in rooms):
+        remedies.append("raise --max-per-region")
+    return ", ".join(remedies) + ", or add recordings"
 
 
 def select_all(cells: list[Cell], options: BuildOptions) -> tuple[dict, dict]:
@@ -176,7 +226,7 @@ def select_all(cells: list[Cell], options: BuildOptions) -> tuple[dict, dict]:
     """
     faults: dict[tuple, str | None] = {}
     pcm: dict[tuple, np.ndarray] = {}
-    clipped: dict[str, list] = {}
+    gains: dict[tuple, float] = {}
     while True:
         selections = {cell: select_windows(cell.candidates(options), cell.count,
                                            options.max_per_region, faults,
@@ -189,63 +239,111 @@ def select_all(cells: list[Cell], options: BuildOptions) -> tuple[dict, dict]:
         if not pending:
             break
         for audio in sorted(pending):
-            if audio not in clipped:
-                clipped[audio] = clipped_spans(*read_native(Path(audio)))
-            signal = read_16k(Path(audio))
-            for window in pending[audio]:
-                cut = to_pcm16(signal[window.start:window.start + window.length])
+            # Only the parts of the recording the windows need are read (a 17-minute film
+            # soundtrack is never held whole), each once.
+            windows = pending[audio]
+            cuts, clipped = read_windows(Path(audio), [(w.start, w.length) for w in windows])
+            for window, cut in zip(windows, cuts):
                 if len(cut) < window.length:
                     faults[window.key] = TRUNCATED
                     continue
-                faults[window.key] = window_fault(cut, window, clipped[audio])
+                # Resampling can overshoot full scale near a loud source's peaks: scaled, not clipped.
+                fitted, gain_db = fit_full_scale(cut)
+                clip = to_pcm16(fitted)
+                faults[window.key] = window_fault(clip, window, clipped)
                 if faults[window.key] is None:
-                    pcm[window.key] = cut
+                    pcm[window.key], gains[window.key] = clip, gain_db
     for cell, selection in selections.items():
         if len(selection.kept) < cell.count:
             rejected = ", ".join(f"{n} {why}" for why, n in sorted(selection.rejected.items()))
+            length = cell.duration_ms * SAMPLE_RATE // 1000
+            rooms = [room for r in cell.regions if (room := region_room(r, length))]
             raise BuildError(
                 f"too few usable windows for {cell.name}: {len(selection.kept)} of {cell.count} "
                 f"found in {len(cell.regions)} eligible region(s) (rejected: {rejected or 'none'}); "
-                "lower --per-class or raise --max-per-region")
-    return selections, pcm
+                + _remedies(cell, options, rooms))
+    return selections, pcm, gains
 
 
 def build_segment_set(regions: list[Region], strata: list[Stratum], options: BuildOptions,
                       corpus: str, settings: dict, console: Console) -> list[dict]:
     """Cut, check and write the segment set; return its metadata records."""
     _check_out_dir(options)
+    noise = (NoiseSet.from_dir(options.noise_dir, options.noise_name)
+             if options.snr_levels else None)
     cells = plan_cells(regions, strata, options)
-    selections, pcm = select_all(cells, options)
-    _clear_out_dir(options)
+    selections, pcm, gains = select_all(cells, options)
     chosen = [(cell, window) for cell, selection in selections.items() for window in selection.kept]
     chosen.sort(key=lambda cw: (cw[0].split, cw[0].label, cw[0].condition or "",
                                 cw[0].duration_ms, cw[1].region.source_id, cw[1].region.audio,
                                 cw[1].start))
+    clips = [(cell, window, pcm[window.key], gains[window.key], {}) for cell, window in chosen]
+    if noise is not None:
+        clips += noisy_clips(clips, noise, options)
+    _clear_out_dir(options)
     records = []
     extension = options.audio_format
-    for segment_id, (cell, window) in enumerate(chosen):
-        audio_path = (f"audio/{cell.split}/{cell.duration_ms}ms/"
+    for segment_id, (cell, window, clip, gain_db, noisy) in enumerate(clips):
+        level = f"{level_name(noisy['snr_db'])}/" if noisy else ""
+        audio_path = (f"audio/{cell.split}/{cell.duration_ms}ms/{level}"
                       f"{segment_id:06d}_{cell.label.lower()}.{extension}")
-        clip = pcm[window.key]
         write_clip(options.out_dir / audio_path, clip, audio_format=extension.upper())
         region = window.region
-        records.append({
+        record = {
             "segment_id": segment_id, "audio_path": audio_path, "label": cell.label,
             "duration_ms": cell.duration_ms, "dataset": options.dataset,
             "source_id": region.source_id, "split": cell.split, "condition": region.condition,
             "category": region.category, "start_s": window.start_s, "end_s": window.end_s,
             "original_label": region.original_label, "rms_dbfs": _rms_dbfs(clip),
-            **dict(region.extra),
-        })
+            "gain_db": round(gain_db, 3), **dict(region.extra),
+        }
+        if noise is not None:
+            # Clean clips keep these empty; the Segment reads snr_db (and noise_source).
+            record.update({"snr_db": None, "noise_source": None, "noise_start_s": None,
+                           "snr_reference": None, **noisy})
+        records.append(record)
     write_metadata(options.out_dir, records)
     rejected = {(c.split, c.label, c.condition, c.duration_ms): s.rejected
                 for c, s in selections.items()}
     rows = balance_rows(records, rejected)
     title = f"{options.dataset}: {len(records)} clips from {corpus}"
     save_balance(options.out_dir, rows, title)
-    _write_build_file(options, corpus, settings, records, rejected)
+    _write_build_file(options, corpus, settings, records, rejected, noise)
     console.print(balance_table(rows, title))
+    scaled = sum(r["gain_db"] < 0 for r in records)
+    if scaled:
+        console.print(f"{scaled} clip(s) would have passed 16-bit full scale (resampling "
+                      "overshoot, or a loud mixture) and were scaled down to fit, not "
+                      "clipped; gain_db in the metadata says by how much")
     return records
+
+
+def noisy_clips(clean: list[tuple], noise: NoiseSet, options: BuildOptions) -> list[tuple]:
+    """Every clean clip mixed at every --snr-db level, level by level.
+
+    One seeded noise excerpt per clip serves all its levels, so the conditions differ only in
+    the noise's level, not in which noise was heard.
+    """
+    speech_power: dict[tuple, list[float]] = defaultdict(list)
+    for cell, _, clip, _, _ in clean:
+        if cell.label == "SPEECH":
+            speech_power[(cell.split, cell.duration_ms)].append(power(clip / 32767.0))
+    excerpts = []
+    for cell, window, clip, _, _ in clean:
+        source, start, samples = noise.excerpt(
+            window.length, options.seed, window.region.source_id, cell.label, window.start)
+        references = speech_power.get((cell.split, cell.duration_ms))
+        reference = float(np.mean(references)) if cell.label != "SPEECH" and references else None
+        excerpts.append((source, start, samples, reference))
+    mixed = []
+    for level in options.snr_levels:
+        for (cell, window, clip, _, _), (source, start, samples, reference) in zip(clean, excerpts):
+            mixture = mix_at_snr(clip / 32767.0, samples, level, reference)
+            mixed.append((cell, window, to_pcm16(mixture.samples), mixture.gain_db, {
+                "snr_db": round(mixture.snr_db, 2), "noise_source": source.source,
+                "noise_start_s": start / SAMPLE_RATE,
+                "snr_reference": SNR_REFERENCE_CLIP if reference is None else SNR_REFERENCE_SPEECH}))
+    return mixed
 
 
 def _rms_dbfs(pcm: np.ndarray) -> float:
@@ -287,7 +385,7 @@ def _clear_out_dir(options: BuildOptions) -> None:
 
 
 def _write_build_file(options: BuildOptions, corpus: str, settings: dict, records: list[dict],
-                      rejected: dict[tuple, Counter]) -> None:
+                      rejected: dict[tuple, Counter], noise: NoiseSet | None) -> None:
     """The parameters that reproduce the set, beside it (no paths or times: rebuilds match)."""
     total = Counter()
     for counts in rejected.values():
@@ -300,12 +398,17 @@ def _write_build_file(options: BuildOptions, corpus: str, settings: dict, record
         "format": options.audio_format, **settings,
         "clips": len(records), "sources": len({r["source_id"] for r in records}),
         "rejected": dict(sorted(total.items())),
+        "scaled_to_fit": sum(r["gain_db"] < 0 for r in records),
     }
+    if noise is not None:
+        manifest["snr_db"] = list(options.snr_levels)
+        manifest["noise"] = {"name": noise.name, "files": len(noise.files),
+                             "sha256": noise.fingerprint()}
     (options.out_dir / BUILD_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
 
 
 def run_builder(args: argparse.Namespace, command: str, corpus: str,
-                read_regions: Callable[[argparse.Namespace], list[Region]],
+                read_regions: Callable[[argparse.Namespace, "list[str] | None"], list[Region]],
                 strata: list[Stratum],
                 settings: Callable[[argparse.Namespace], dict] | None = None) -> int:
     """The CLI entry of a builder: bad input is one line on stderr and exit status 2.
@@ -315,9 +418,15 @@ def run_builder(args: argparse.Namespace, command: str, corpus: str,
     console = Console()
     try:
         options = options_from_args(args)
-        regions = read_regions(args)
-        records = build_segment_set(regions, strata, options, corpus,
-                                    settings(args) if settings else {}, console)
+        skipped: list[str] | None = [] if options.skip_missing else None
+        regions = read_regions(args, skipped)
+        recorded = settings(args) if settings else {}
+        if skipped:
+            recorded["skipped_recordings"] = sorted(skipped)
+            shown = ", ".join(sorted(skipped)[:5]) + (", ..." if len(skipped) > 5 else "")
+            console.print(f"skipped {len(skipped)} recording(s) whose audio is missing or "
+                          f"unreadable: {shown} (all named in {BUILD_FILE})")
+        records = build_segment_set(regions, strata, options, corpus, recorded, console)
     except (BuildError, OSError) as exc:  # OSError: an --out that cannot be written
         print(f"qsm-eval build {command}: error: {exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,9 @@
 
 Reads one RTTM per recording from --rttm-dir (lines
 ``SPEAKER uri 1 start dur <NA> <NA> speaker <NA> <NA>``) and the audio ``<uri>.wav`` (or
-.flac, .ogg, .mp3) from --audio-dir. SPEECH is the union of all speaker turns; NONSPEECH
+.flac, .ogg, .mp3) from --audio-dir. As NIST md-eval and dscore do, comment lines (``#``,
+``;;``), the other RTTM record types (``SPKR-INFO`` ...) and 9-field SPEAKER lines (no
+trailing ``<NA>``) are accepted; only SPEAKER turns are used. SPEECH is the union of all speaker turns; NONSPEECH
 comes from the gaps between them in the same recordings, so both classes share rooms,
 microphones and channels. With the margin kept from every turn (and from the ends of the
 file), only gaps longer than twice the margin plus the clip give negatives.
@@ -18,10 +20,18 @@ from qsm_eval.builders.errors import BuildError
 from qsm_eval.builders.labelfiles import read_lines, seconds
 from qsm_eval.builders.pipeline import add_common_arguments, run_builder
 from qsm_eval.builders.regions import Region, gaps, union
-from qsm_eval.builders.sourceaudio import find_audio, probe
+from qsm_eval.builders.sourceaudio import locate
 
 CORPUS = "VoxConverse"
-RTTM_FIELDS = 10
+# SPEAKER type uri channel start dur ortho stype name [conf [slat]]: dscore reads the first
+# nine fields and md-eval the first eight; VoxConverse writes ten.
+RTTM_FIELDS = (9, 10)
+COMMENT_PREFIXES = ("#", ";;")
+# Record types of the NIST RTTM format other than SPEAKER: they carry no speaker turn.
+OTHER_RTTM_TYPES = frozenset({
+    "SPKR-INFO", "SEGMENT", "NOSCORE", "NO_RT_METADATA", "LEXEME", "NON-LEX", "NON-SPEECH",
+    "FILLER", "EDIT", "IP", "SU", "CB", "A/P",
+})
 # A turn may end this far past the end of its audio (rounding); further means a wrong file.
 END_TOLERANCE_S = 0.5
 
@@ -40,8 +50,10 @@ def read_rttm(path: Path) -> dict[str, list[tuple[float, float]]]:
     turns = defaultdict(list)
     for line, text in read_lines(path):
         fields = text.split()
-        if len(fields) != RTTM_FIELDS or fields[0] != "SPEAKER":
-            raise BuildError(f"{path}:{line}: expected an RTTM SPEAKER line with {RTTM_FIELDS} "
+        if fields[0].startswith(COMMENT_PREFIXES) or fields[0] in OTHER_RTTM_TYPES:
+            continue
+        if fields[0] != "SPEAKER" or len(fields) not in RTTM_FIELDS:
+            raise BuildError(f"{path}:{line}: expected an RTTM SPEAKER line with 9 or 10 "
                              f"fields (SPEAKER uri 1 start dur <NA> <NA> speaker <NA> <NA>), "
                              f"found {text.strip()!r}")
         start_s = seconds(fields[3], path, line, "turn start")
@@ -50,7 +62,7 @@ def read_rttm(path: Path) -> dict[str, list[tuple[float, float]]]:
     return turns
 
 
-def read_regions(args: argparse.Namespace) -> list[Region]:
+def read_regions(args: argparse.Namespace, skipped: list[str] | None = None) -> list[Region]:
     """Speech (the union of turns) and the gaps between, per recording."""
     rttm_dir = Path(args.rttm_dir)
     files = sorted(rttm_dir.glob("*.rttm")) if rttm_dir.is_dir() else []
@@ -66,8 +78,10 @@ def read_regions(args: argparse.Namespace) -> list[Region]:
     regions = []
     for uri in sorted(turns):
         rttm, spans = turns[uri]
-        audio = find_audio(Path(args.audio_dir), uri)
-        duration_s = probe(audio)
+        found = locate(Path(args.audio_dir), uri, skipped)
+        if found is None:
+            continue
+        audio, duration_s = found
         speech = union(spans)
         if speech and speech[-1][1] > duration_s + END_TOLERANCE_S:
             raise BuildError(f"{rttm}: turns of {uri!r} run to {speech[-1][1]:.1f} s but "

@@ -161,7 +161,22 @@ def test_too_few_eligible_regions_says_how_many_there_were(ava_corpus, build, tm
     # Three NO_SPEECH rows in each of four videos, all wider than two margins plus 20 ms.
     message = error_line(capsys)
     assert "too few eligible regions for split test, NONSPEECH, 20 ms" in message
-    assert "only 12 region(s) in 4 recording(s)" in message
+    assert "12 region(s) in 4 recording(s) hold at most 24 non-overlapping 20 ms windows" in message
+    assert "raise --max-per-region" in message   # each region has room for many more
+
+
+@pytest.mark.parametrize("max_per_region, capacity, advised", [(2, 20, False), (1, 12, True)])
+def test_raising_max_per_region_is_advised_only_where_regions_have_room(
+        ava_corpus, build, tmp_path, capsys, max_per_region, capacity, advised):
+    # At 1000 ms with the 1 s margin, each video's NO_SPEECH regions hold 2, 2 and 1
+    # non-overlapping windows: a cap of 2 is not what limits them, a cap of 1 is.
+    labels, audio = ava_corpus
+    assert build(ava, ["--labels", labels, "--audio-dir", audio, "--out", tmp_path / "o",
+                       "--durations", 1000, "--per-class", 30,
+                       "--max-per-region", max_per_region]) == 2
+    message = error_line(capsys)
+    assert f"hold at most {capacity} non-overlapping 1000 ms windows" in message
+    assert ("raise --max-per-region" in message) is advised
 
 
 def test_labels_outside_the_audio_point_at_the_offset(ava_corpus, build, tmp_path, capsys):

@@ -82,9 +82,25 @@ def test_splits_are_disjoint_by_recording(vox_set):
     assert dev and test and not dev & test
 
 
+def test_comments_other_record_types_nine_fields_and_a_bom_are_read_as_md_eval_does(tmp_path):
+    # What NIST md-eval and dscore accept: the same two turns as a plain 10-field file.
+    plain = "SPEAKER abjxc 1 0.5 1.0 <NA> <NA> spk00 <NA> <NA>\nSPEAKER abjxc 1 3.0 2.0 <NA> <NA> spk01 <NA> <NA>\n"
+    (tmp_path / "plain.rttm").write_text(plain)
+    (tmp_path / "nist.rttm").write_bytes("\ufeff".encode("utf-8") + (
+        ";; written by a diarization toolkit\n"
+        "# uri channel start dur\n"
+        "SPKR-INFO abjxc 1 <NA> <NA> <NA> unknown spk00 <NA> <NA>\n"
+        "SPEAKER abjxc 1 0.5 1.0 <NA> <NA> spk00 <NA>\n"
+        "NON-SPEECH abjxc 1 1.6 0.2 <NA> noise <NA> <NA>\n"
+        "SPEAKER abjxc 1 3.0 2.0 <NA> <NA> spk01 <NA>\n").encode("utf-8"))
+    expected = {"abjxc": [(0.5, 1.5), (3.0, 5.0)]}
+    assert voxconverse.read_rttm(tmp_path / "plain.rttm") == expected
+    assert voxconverse.read_rttm(tmp_path / "nist.rttm") == expected
+
+
 @pytest.mark.parametrize("line, message", [
-    ("SPEAKER abjxc 1 2.0 1.0 <NA> <NA> spk00 <NA>", "x.rttm:2: expected an RTTM SPEAKER line with 10 fields"),
-    ("SPKR-INFO abjxc 1 <NA> <NA> <NA> unknown spk00 <NA> <NA>", "x.rttm:2: expected an RTTM SPEAKER line"),
+    ("SPEAKER abjxc 1 2.0 1.0 <NA> <NA> spk00", "x.rttm:2: expected an RTTM SPEAKER line with 9 or 10 fields"),
+    ("SPEKAER abjxc 1 2.0 1.0 <NA> <NA> spk00 <NA> <NA>", "x.rttm:2: expected an RTTM SPEAKER line"),
     ("SPEAKER abjxc 1 2.0 soon <NA> <NA> spk00 <NA> <NA>", "x.rttm:2: turn duration 'soon' is not a number"),
 ])
 def test_a_malformed_rttm_line_is_named_by_file_and_line(line, message, build, tmp_path, capsys):
