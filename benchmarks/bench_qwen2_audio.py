@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from qsm_eval.backends.base import AudioRequest
-from qsm_eval.backends.qwen2_audio import Qwen2AudioBackend
-from qsm_eval.backends.qwen2_audio.loading import LoadedModel
-from qsm_eval.backends.qwen2_audio.synthetic import (
+from qsm_eval.backends.audio_llm import Qwen2AudioBackend
+from qsm_eval.backends.audio_llm.loading import LoadedModel
+from qsm_eval.backends.audio_llm.synthetic import (
     REAL_AUDIO_CONFIG, REAL_TEXT_CONFIG, build_model, build_processor, real_config,
 )
 from qsm_eval.seeding import stable_seed

@@ -5,7 +5,7 @@ WhisperFeatureExtractor's features and frame mask) with two differences that mat
 speed and nothing else: the features can be computed for fewer than the 30 s of frames the
 processor always pads to (the fast encoder path), and on the model's device. Rows are
 left-padded, and position ids count only real tokens, so a clip's row is the same sequence
-whatever else shares its batch. tests/qwen checks these inputs against the processor's.
+whatever else shares its batch. tests/audio_llm checks these inputs against the processor's.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsm_eval.backends.qwen2_audio.presentation import MAX_FRAMES, SAMPLE_RATE, audio_tokens_for_frames
-from qsm_eval.backends.qwen2_audio.prompts import AUDIO_PLACEHOLDER
+from qsm_eval.backends.audio_llm.presentation import MAX_FRAMES, SAMPLE_RATE, audio_tokens_for_frames
+from qsm_eval.backends.audio_llm.prompts import AUDIO_PLACEHOLDER
 
 
 @dataclass

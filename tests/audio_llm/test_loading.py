@@ -10,8 +10,8 @@ import torch
 
 from qsm_eval.backends import create_backend
 from qsm_eval.backends.base import BackendError
-from qsm_eval.backends.qwen2_audio import Qwen2AudioBackend
-from qsm_eval.backends.qwen2_audio.loading import resolve_device, resolve_dtype
+from qsm_eval.backends.audio_llm import Qwen2AudioBackend
+from qsm_eval.backends.audio_llm.loading import resolve_device, resolve_dtype
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from qsm_eval.backends.qwen2_audio.encoder import frames_needed
-from qsm_eval.backends.qwen2_audio.inputs import build_inputs
-from qsm_eval.backends.qwen2_audio.presentation import mel_frames
-from qsm_eval.backends.qwen2_audio.scoring import last_hidden_states
+from qsm_eval.backends.audio_llm.encoder import frames_needed
+from qsm_eval.backends.audio_llm.inputs import build_inputs
+from qsm_eval.backends.audio_llm.presentation import mel_frames
+from qsm_eval.backends.audio_llm.scoring import last_hidden_states
 
 FAST_PATH_TOLERANCE = 1e-4
 

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from qsm_eval.backends.base import AudioRequest
-from qsm_eval.backends.qwen2_audio import Qwen2AudioBackend
-from qsm_eval.backends.qwen2_audio.synthetic import save_tiny_checkpoint
+from qsm_eval.backends.audio_llm import Qwen2AudioBackend
+from qsm_eval.backends.audio_llm.synthetic import save_tiny_checkpoint
 from qsm_eval.builders.writer import write_clip, write_metadata
 from qsm_eval.seeding import stable_seed
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 
-from qsm_eval.backends.qwen2_audio.prompts import Prompt
+from qsm_eval.backends.audio_llm.prompts import Prompt
 
 _NONSPEECH_WORDS = ("NONSPEECH", "NON-SPEECH", "NON SPEECH")
 _NEGATIONS = r"(?:no|not|without|isn't|is not|absence of|lack of)"

@@ -18,7 +18,7 @@ model's own code, fed with inputs_embeds.
 
 from __future__ import annotations
 
-from qsm_eval.backends.qwen2_audio.presentation import MAX_FRAMES
+from qsm_eval.backends.audio_llm.presentation import MAX_FRAMES
 
 _FRAME_MULTIPLE = 8
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from qsm_eval.backends.base import BackendError
-from qsm_eval.backends.qwen2_audio.inputs import build_inputs
-from qsm_eval.backends.qwen2_audio.scoring import last_hidden_states, spellings
+from qsm_eval.backends.audio_llm.inputs import build_inputs
+from qsm_eval.backends.audio_llm.scoring import last_hidden_states, spellings
 
 
 def test_spellings_cover_case_and_leading_space():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qsm_eval.backends.qwen2_audio.parsing import parse_answer
-from qsm_eval.backends.qwen2_audio.prompts import resolve_prompt
+from qsm_eval.backends.audio_llm.parsing import parse_answer
+from qsm_eval.backends.audio_llm.prompts import resolve_prompt
 
 LABELS = resolve_prompt("labels")
 AB = resolve_prompt("ab")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsm_eval.backends.qwen2_audio.presentation import audio_tokens
+from qsm_eval.backends.audio_llm.presentation import audio_tokens
 
 
 @pytest.mark.parametrize("n_samples", [1, 160, 320, 321, 400, 480, 481, 640, 800, 1600, 16000, 16160])

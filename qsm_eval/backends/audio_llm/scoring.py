@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from qsm_eval.backends.base import BackendError
-from qsm_eval.backends.qwen2_audio.encoder import embed_inputs
-from qsm_eval.backends.qwen2_audio.inputs import BatchInputs
-from qsm_eval.backends.qwen2_audio.parsing import parse_answer
-from qsm_eval.backends.qwen2_audio.prompts import Prompt
+from qsm_eval.backends.audio_llm.encoder import embed_inputs
+from qsm_eval.backends.audio_llm.inputs import BatchInputs
+from qsm_eval.backends.audio_llm.parsing import parse_answer
+from qsm_eval.backends.audio_llm.prompts import Prompt
 
 SCORING_MODES = ("logits", "generate")
 

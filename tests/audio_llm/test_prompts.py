@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from qsm_eval.backends.base import BackendError
-from qsm_eval.backends.qwen2_audio.prompts import builtin_names, render, resolve_prompt
+from qsm_eval.backends.audio_llm.prompts import builtin_names, render, resolve_prompt
 
 
 def test_builtins_are_a_labels_and_an_ab_prompt():

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Option, Prediction, parse_bool
-from qsm_eval.backends.qwen2_audio import loading, prompts
+from qsm_eval.backends.audio_llm import loading, prompts
 from qsm_eval.backends.presentation import PRESENTATION_OPTIONS, PresentationPolicy, zero_input_message
-from qsm_eval.backends.qwen2_audio.presentation import HOP_LENGTH, MAX_FRAMES, SAMPLE_RATE, mel_frames, present
-from qsm_eval.backends.qwen2_audio.scoring import SCORING_MODES
+from qsm_eval.backends.audio_llm.presentation import HOP_LENGTH, MAX_FRAMES, SAMPLE_RATE, mel_frames, present
+from qsm_eval.backends.audio_llm.scoring import SCORING_MODES
 
 
 class Qwen2AudioBackend(Backend):
@@ -54,7 +54,7 @@ class Qwen2AudioBackend(Backend):
         self.loaded = loaded or loading.load(s)
         self.rendered = prompts.render(self.prompt, self.processor)
         self.answers = self._answer_tokens()
-        from qsm_eval.backends.qwen2_audio.timing import StageTimer
+        from qsm_eval.backends.audio_llm.timing import StageTimer
         self.timer = StageTimer(self.loaded.device)
         self._warmup_s: float | None = None
 
@@ -166,9 +166,9 @@ class Qwen2AudioBackend(Backend):
     def _predict_chunk(self, clips) -> list[Prediction]:
         import torch
 
-        from qsm_eval.backends.qwen2_audio.encoder import frames_needed
-        from qsm_eval.backends.qwen2_audio.inputs import build_inputs
-        from qsm_eval.backends.qwen2_audio.scoring import score_generate, score_logits
+        from qsm_eval.backends.audio_llm.encoder import frames_needed
+        from qsm_eval.backends.audio_llm.inputs import build_inputs
+        from qsm_eval.backends.audio_llm.scoring import score_generate, score_logits
 
         s, model, tokenizer = self.settings, self.loaded.model, self.processor.tokenizer
         fast = s["fast_encoder"]
@@ -208,7 +208,7 @@ class Qwen2AudioBackend(Backend):
         return predictions
 
     def _answer_tokens(self):
-        from qsm_eval.backends.qwen2_audio.scoring import answer_tokens
+        from qsm_eval.backends.audio_llm.scoring import answer_tokens
         try:
             return answer_tokens(self.processor.tokenizer, self.prompt)
         except BackendError:
