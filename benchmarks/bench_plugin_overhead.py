@@ -52,14 +52,14 @@ def bare_loop_seconds(segment_dir: Path, backend_name: str, batch_size: int | No
     """Read every clip and classify it in batches, with nothing around it."""
     from qsm_eval.backends import create_backend
     from qsm_eval.config import CORE_SETTINGS, backend_options
-    from qsm_eval.segments import load_segment_audio, load_segment_set
+    from qsm_eval.segments import SegmentSet, load_segment_audio
 
     settings = {s.name: s.default for s in CORE_SETTINGS} | {o.name: o.default for o in backend_options()}
     settings.update(model=backend_name, batch_size=batch_size)
     backend = create_backend(backend_name, settings)
     from qsm_eval.backends.base import AudioRequest
 
-    segments = load_segment_set(segment_dir)
+    segments = list(SegmentSet.load(segment_dir))
     size = batch_size or backend.max_batch_size
     backend.warmup()
     started = time.perf_counter()

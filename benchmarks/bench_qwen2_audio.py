@@ -105,7 +105,7 @@ def main() -> None:
         model.to(dtype)
         loaded = LoadedModel(model=model, processor=processor, device=device, dtype=dtype,
                              source="random weights, real config", revision=None, load_in="none")
-        return Qwen2AudioBackend({"device": str(device), **options}, loaded=loaded)
+        return Qwen2AudioBackend(device=str(device), **options, loaded=loaded)
 
     clips = make_clips(clips_n)
     rows = {"predecessor": measure(backend(predecessor_dtype, scoring="generate", batch_size=1,

@@ -20,7 +20,7 @@ from qsm_eval import segments as segments_module
 from qsm_eval.backends import create_backend
 from qsm_eval.backends.base import AudioRequest
 from qsm_eval.seeding import stable_rng
-from qsm_eval.segments import load_segment_audio, load_segment_set
+from qsm_eval.segments import SegmentSet, load_segment_audio
 
 DEMO_DIR = Path(segments_module.__file__).parent / "data" / "demo"
 
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="mix durations within batches (seeded), as -k selections and xdist do")
     args = parser.parse_args(argv)
 
-    segs = load_segment_set(args.segments)
+    segs = list(SegmentSet.load(args.segments))
     requests = [AudioRequest(s.key, load_segment_audio(s), s.duration_ms) for s in segs]
     if args.shuffle:
         requests = [requests[i] for i in stable_rng("bench_vad_backends").permutation(len(requests))]

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from qsm_eval.builders.writer import write_clip, write_metadata
+from qsm_eval.audio import write_clip
+from qsm_eval.segments import Segment, SegmentSet
 
 DURATIONS = (20, 40, 60, 80, 100, 200, 500, 1000)
 
@@ -33,7 +34,7 @@ def make_large_set(out: Path, n: int) -> Path:
         "dataset": np.where(ids % 3 == 0, "ava", np.where(ids % 3 == 1, "voxconverse", "esc50")),
         "source_id": [f"src{i % 997}" for i in ids],
     })
-    write_metadata(out, frame.to_dict("records"))
+    SegmentSet.write(out, [Segment.from_dict(row) for row in frame.to_dict("records")])
     return out
 
 

@@ -9,59 +9,37 @@ from __future__ import annotations
 
 import functools
 import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from qsm_eval.backends import available_backends
-from qsm_eval.backends.base import Option, parse_bool
+from qsm_eval.options import Option, OptionError, at_least_one, parse_bool
 
 DEFAULT_MODEL = "qwen2-audio"
 DEFAULT_OUT = "reports/{run_id}"
-
-
-def _positive_int(value: Any) -> int:
-    number = int(value)
-    if number < 1:
-        raise ValueError(f"{value!r} must be a positive integer")
-    return number
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A core setting of the harness (backend settings are ``Option``s)."""
-
-    name: str
-    type: Callable[[Any], Any] = str
-    default: Any = None
-    help: str = ""
-    multiple: bool = False     # repeatable on the command line, a list in TOML
-    switch: bool = False       # takes no value: --qsm-strict
-
-    @property
-    def flag(self) -> str:
-        return "--qsm-" + self.name.replace("_", "-")
-
+SUMMARY_MODES = ("full", "tables", "none")
+POSITIVE = dict(check=at_least_one, allowed="a positive integer")
 
 CORE_SETTINGS = (
-    Setting("segments", str, None, "segment-set directory or glob; repeatable "
-            "(default: the bundled demo set)", multiple=True),
-    Setting("metadata_file", str, "segments_metadata.parquet", "metadata file name inside each set"),
-    Setting("model", str, DEFAULT_MODEL, "backend name, one of the installed backends: {backends}"),
-    Setting("model_path", str, None, "model id on the hub or a local directory (backend default)"),
-    Setting("revision", str, None, "model revision (branch, tag or commit) to load"),
-    Setting("device", str, "auto", "auto, cpu, cuda or cuda:N"),
-    Setting("dtype", str, "auto", "auto, bfloat16, float16 or float32"),
-    Setting("batch_size", _positive_int, None, "clips per model call (default: the backend's)"),
-    Setting("limit", _positive_int, None, "run at most N eval cases (after -k/-m selection)"),
-    Setting("out", str, DEFAULT_OUT, "run directory for results.parquet and run.json; "
-            "{run_id} is replaced"),
-    Setting("gate", str, None, "CI gate, e.g. 'balanced_accuracy>=0.85' or "
-            "'recall[duration=20ms,min_n=20]>=0.5'; repeatable", multiple=True),
-    Setting("strict", parse_bool, False, "count a wrong answer (MISS) as a test failure", switch=True),
-    Setting("cache", str, None, "directory of a prediction cache reused across runs (off by default)"),
-    Setting("summary", str, "full", "end-of-run summary: full (tables, duration thresholds with "
-            "bootstrap intervals, alarms), tables (no curve fits: faster) or none"),
+    Option("segments", str, None, "segment-set directory or glob; repeatable "
+           "(default: the bundled demo set)", multiple=True),
+    Option("metadata_file", str, "segments_metadata.parquet", "metadata file name inside each set"),
+    Option("model", str, DEFAULT_MODEL, "backend name, one of the installed backends: {backends}"),
+    Option("model_path", str, None, "model id on the hub or a local directory (backend default)"),
+    Option("revision", str, None, "model revision (branch, tag or commit) to load"),
+    Option("device", str, "auto", "auto, cpu, cuda or cuda:N"),
+    Option("dtype", str, "auto", "auto, bfloat16, float16 or float32"),
+    Option("batch_size", int, None, "clips per model call (default: the backend's)", **POSITIVE),
+    Option("limit", int, None, "run at most N eval cases (after -k/-m selection)", **POSITIVE),
+    Option("out", str, DEFAULT_OUT, "run directory for results.parquet and run.json; "
+           "{run_id} is replaced"),
+    Option("gate", str, None, "CI gate, e.g. 'balanced_accuracy>=0.85' or "
+           "'recall[duration=20ms,min_n=20]>=0.5'; repeatable", multiple=True),
+    Option("strict", parse_bool, False, "count a wrong answer (MISS) as a test failure", switch=True),
+    Option("cache", str, None, "directory of a prediction cache reused across runs (off by default)"),
+    Option("summary", str, "full", "end-of-run summary: full (tables, duration thresholds with "
+           "bootstrap intervals, alarms), tables (no curve fits: faster) or none",
+           choices=SUMMARY_MODES),
 )
 
 
@@ -92,16 +70,13 @@ def backend_options() -> tuple[Option, ...]:
 def add_options(group) -> None:
     """Register the qsm-eval options on a pytest option group."""
     backends = ", ".join(sorted(available_backends()))
-    for setting in CORE_SETTINGS:
-        text = _with_default(setting.help.replace("{backends}", backends), setting.default)
-        if setting.switch:
-            group.addoption(setting.flag, action="store_true", default=None, help=text)
+    for option in (*CORE_SETTINGS, *backend_options()):
+        text = _with_default(option.help.replace("{backends}", backends), option.default)
+        if option.switch:
+            group.addoption(option.flag, action="store_true", default=None, help=text)
         else:
-            group.addoption(setting.flag, action="append" if setting.multiple else "store",
-                            default=None, metavar=setting.name.upper(), help=text)
-    for option in backend_options():
-        group.addoption(option.flag, default=None, metavar=option.name.upper(),
-                        help=_with_default(option.help, option.default))
+            group.addoption(option.flag, action="append" if option.multiple else "store",
+                            default=None, metavar=option.name.upper(), help=text)
 
 
 def _with_default(text: str, default: Any) -> str:
@@ -121,7 +96,11 @@ def read_tool_table(pyproject: Path | None) -> dict[str, Any]:
 
 
 class SettingsError(ValueError):
-    """A setting whose value cannot be used."""
+    """A [tool.qsm_eval] table or a setting whose value cannot be used."""
+
+
+# Settings that name files: relative in the table means relative to the pyproject.
+TABLE_PATHS = ("segments", "out", "cache", "model_path")
 
 
 def resolve_settings(cli: dict[str, Any], table: dict[str, Any], table_dir: Path) -> dict[str, Any]:
@@ -136,23 +115,18 @@ def resolve_settings(cli: dict[str, Any], table: dict[str, Any], table_dir: Path
         raise SettingsError(f"[tool.qsm_eval]: unknown key(s) {', '.join(unknown)}; "
                             f"known: {', '.join(sorted(known))}")
     settings: dict[str, Any] = {}
-    specs: list[Setting | Option] = [*CORE_SETTINGS, *backend_options()]
-    for spec in specs:
-        raw, from_table = cli.get(spec.name), False
-        if raw is None and spec.name in table:
-            raw, from_table = table[spec.name], True
-        if raw is None:
-            settings[spec.name] = spec.default
-            continue
-        multiple = getattr(spec, "multiple", False)
-        values = raw if isinstance(raw, list) else [raw]
+    for option in (*CORE_SETTINGS, *backend_options()):
+        raw, from_table = cli.get(option.name), False
+        if raw is None and option.name in table:
+            raw, from_table = table[option.name], True
         try:
-            values = [spec.type(v) for v in values]
-        except (TypeError, ValueError) as exc:
-            raise SettingsError(f"{spec.flag} / [tool.qsm_eval] {spec.name}: {exc}") from None
-        if from_table and spec.name in ("segments", "out", "cache", "model_path"):
-            values = [_relative_to(v, table_dir, spec.name) for v in values]
-        settings[spec.name] = values if multiple else values[-1]
+            value = option.convert(raw)
+        except OptionError as exc:
+            raise SettingsError(str(exc)) from None
+        if from_table and option.name in TABLE_PATHS:
+            value = ([_relative_to(v, table_dir, option.name) for v in value] if option.multiple
+                     else _relative_to(value, table_dir, option.name))
+        settings[option.name] = value
     return settings
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import time
+import warnings
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,12 +28,16 @@ from qsm_eval.backends import BackendError, create_backend
 if TYPE_CHECKING:
     from qsm_eval.results import ResultWriter, RunManifest
     from qsm_eval.runner import Runner
-    from qsm_eval.segments import Segment
+    from qsm_eval.segments import Segment, SegmentSet
 
 RESULT_PROPERTY = "qsm_result"
 MISS_PROPERTY = "qsm_miss"
 SEGMENT_ARG = "qsm_segment"
 SUMMARY_MODES = ("full", "tables", "none")
+
+
+class MissingAudioWarning(UserWarning):
+    """A segment set names audio files it does not hold: those cases fail, the rest run."""
 
 
 class InvalidSegmentSet:
@@ -85,6 +90,7 @@ def _fmt(value) -> str:
 def result_row(segment: Segment, outcome, backend, case_id: str) -> dict:
     """One results.parquet row: plain Python values, so it travels on an xdist report."""
     p = outcome.prediction
+    identity = backend.identity()
     return {
         "segment_id": segment.segment_id, "true_label": segment.label, "pred_label": p.label,
         "confidence": None if p.confidence is None else float(p.confidence),
@@ -93,8 +99,8 @@ def result_row(segment: Segment, outcome, backend, case_id: str) -> dict:
         "condition": segment.condition, "raw_output": p.raw_output,
         "p_speech": None if p.p_speech is None else float(p.p_speech),
         "source_id": segment.source_id, "split": segment.split, "audio_path": segment.audio_path,
-        "model": backend.model_name, "backend": backend.name, "prompt_id": backend.prompt_id,
-        "prompt_sha256": backend.prompt_sha256, "parse_status": p.parse_status,
+        "model": identity.model, "backend": identity.backend, "prompt_id": identity.prompt_id,
+        "prompt_sha256": identity.prompt_sha256, "parse_status": p.parse_status,
         "n_audio_tokens": p.n_audio_tokens, "padding": p.padding,
         "batch_size": outcome.batch_size, "cache_hit": outcome.cache_hit, "error": p.error,
         "category": segment.category, "snr_db": segment.snr_db, "segment_set": segment.set_dir,
@@ -126,7 +132,7 @@ class QsmSession:
             raise pytest.UsageError(f"--qsm-out {self.run_dir} exists and is not a directory; "
                                     "name a directory for the run's results")
         self.segments: list[Segment | InvalidSegmentSet] | None = None
-        self.set_dirs: list[Path] = []
+        self.sets: list[SegmentSet] = []
         self.backend = None
         self.runner: Runner | None = None
         self.items: list[pytest.Item] = []     # every collected item: xdist queues their indices
@@ -153,7 +159,7 @@ class QsmSession:
 
     # --- collection -------------------------------------------------------------------
     def load_segments(self) -> list[Segment | InvalidSegmentSet]:
-        from qsm_eval.segments import SegmentSetError, expand_set_paths, load_segment_set
+        from qsm_eval.segments import SegmentSet, SegmentSetError, expand_set_paths
 
         if self.segments is not None:
             return self.segments
@@ -172,10 +178,14 @@ class QsmSession:
                     continue  # named by two patterns: still one set, evaluated once
                 seen.add(directory)
                 try:
-                    self.segments.extend(load_segment_set(directory, self.settings["metadata_file"]))
-                    self.set_dirs.append(directory)
+                    segment_set = SegmentSet.load(directory, self.settings["metadata_file"])
                 except SegmentSetError as exc:
                     self.segments.append(InvalidSegmentSet(str(directory), str(exc)))
+                    continue
+                self.segments.extend(segment_set)
+                self.sets.append(segment_set)
+                if segment_set.missing_audio:
+                    warnings.warn(MissingAudioWarning(segment_set.missing_audio_message()))
         return self.segments
 
     # --- running ----------------------------------------------------------------------
@@ -237,15 +247,12 @@ class QsmSession:
     # --- results (controller) ---------------------------------------------------------
     def start_run(self) -> None:
         from qsm_eval.results import ResultWriter, RunManifest
-        from qsm_eval.segments import metadata_sha256
 
         self.load_segments()  # on the xdist controller, only to record what was evaluated
         self.writer = ResultWriter(self.run_dir)
         self.manifest = RunManifest(run_id=self.run_id, model=self.settings["model"],
                                     options={k: v for k, v in self.settings.items()},
-                                    segment_sets=[{"path": str(d), "metadata_sha256":
-                                                   metadata_sha256(d, self.settings["metadata_file"])}
-                                                  for d in self.set_dirs])
+                                    segment_sets=[s.manifest() for s in self.sets])
         self.manifest.options["argv"] = list(self.config.invocation_params.args)
         self.manifest.write(self.run_dir)
 

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qsm_eval.backends.base import installed_version
+from qsm_eval.versions import installed_version
 
 RESULTS_FILE = "results.parquet"
 JOURNAL_FILE = "results.partial.jsonl"

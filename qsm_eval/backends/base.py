@@ -10,36 +10,13 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
+from qsm_eval.options import Option
+
 LABELS = ("SPEECH", "NONSPEECH", "UNKNOWN")
-# The rate of every clip a backend receives (segments.read_audio resamples to it). Defined
-# here, not in segments, so that loading a backend's options at pytest start-up does not
-# import the data stack (pandas, soundfile) that segments needs.
-SAMPLE_RATE = 16_000
-
-
-def parse_bool(value: Any) -> bool:
-    """A switch from the command line or [tool.qsm_eval]: true/false, yes/no, on/off, 1/0."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"{value!r} is not a boolean (use true or false)")
-
-
-def installed_version(distribution: str) -> str | None:
-    """The installed version of a distribution (for run.json), or None when it is absent."""
-    try:
-        return version(distribution)
-    except PackageNotFoundError:
-        return None
 
 
 class BackendError(RuntimeError):
@@ -47,22 +24,13 @@ class BackendError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Option:
-    """A backend-specific setting, exposed as ``--qsm-<name>`` and ``[tool.qsm_eval] <name>``.
+class BackendIdentity:
+    """Who answered, as every result row records it."""
 
-    Option names are global across backends, so prefix them when they could collide
-    (``vad_threshold``, ``webrtc_aggressiveness``).
-    """
-
-    name: str
-    type: Callable[[str], Any] = str
-    default: Any = None
-    help: str = ""
-    choices: tuple | None = None
-
-    @property
-    def flag(self) -> str:
-        return "--qsm-" + self.name.replace("_", "-")
+    backend: str                      # the entry-point name, e.g. silero-vad
+    model: str                        # the model id or path, or the backend name
+    prompt_id: str | None = None      # audio LLMs: which prompt
+    prompt_sha256: str | None = None  # audio LLMs: hash of the rendered prompt text
 
 
 @dataclass
@@ -91,6 +59,9 @@ class Prediction:
     padding: str | None = None              # the presentation policy applied to this clip
     latency_ms: float | None = None         # set by the backend when it can time per clip
     error: str | None = None                # set when no answer could be had
+    # Audio LLMs: the probability of both answers together (how much of the model's mass
+    # the two labels hold); None where it has no meaning.
+    answer_mass: float | None = None
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
@@ -104,28 +75,20 @@ class Prediction:
         return asdict(self)
 
 
-def label_from_probability(p_speech: float, threshold: float) -> tuple[str, float]:
-    """The decision and its confidence for a probability of SPEECH."""
-    if p_speech >= threshold:
-        return "SPEECH", p_speech
-    return "NONSPEECH", 1.0 - p_speech
-
-
 class Backend(abc.ABC):
     """A model family. Subclasses set ``name`` and implement ``predict_batch``.
 
-    ``settings`` holds the common settings (model_path, revision, device, dtype,
-    batch_size) and this backend's own Options, already resolved from the command
-    line, [tool.qsm_eval] and defaults.
+    A backend's ``__init__`` takes keyword parameters only: the common ones it uses
+    (``model_path``, ``revision``, ``device``, ``dtype``, ``batch_size``, ``worker_index``,
+    ``worker_count``) and one per entry of ``options``, named as the option and with the
+    option's default. ``create_backend`` converts and checks the values (``Option.convert``)
+    and passes those the signature names.
     """
 
     name: ClassVar[str]
     options: ClassVar[tuple[Option, ...]] = ()
     # Largest batch the backend gains from; the runner never sends more than this.
     max_batch_size: ClassVar[int] = 1
-
-    def __init__(self, settings: dict[str, Any]):
-        self.settings = dict(settings)
 
     @abc.abstractmethod
     def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:
@@ -135,29 +98,18 @@ class Backend(abc.ABC):
         """Run once before timing starts (compile kernels, allocate buffers)."""
 
     def describe(self) -> dict[str, Any]:
-        """What run.json records to reproduce the run: model id, revision, device, ..."""
+        """What run.json records to reproduce the run: model id, revision, device, every
+        setting that changes an answer."""
         return {"backend": self.name}
 
-    @property
-    def model_name(self) -> str:
-        return self.settings.get("model_path") or self.name
-
-    @property
-    def prompt_id(self) -> str | None:
-        return None
-
-    @property
-    def prompt_sha256(self) -> str | None:
-        return None
-
-    # Settings that say where or how fast a model runs, not what it answers.
-    NOT_IN_FINGERPRINT: ClassVar[frozenset] = frozenset({"worker_index", "worker_count", "batch_size"})
+    def identity(self) -> BackendIdentity:
+        """The backend and model every result row names."""
+        return BackendIdentity(backend=self.name, model=self.name)
 
     def fingerprint(self) -> dict[str, Any]:
-        """Everything that changes an answer: the key of the prediction cache."""
-        settings = {k: str(v) for k, v in sorted(self.settings.items()) if k not in self.NOT_IN_FINGERPRINT}
-        return {"describe": self.describe(), "settings": settings}
+        """Everything that changes an answer: the key of the prediction cache. The
+        description, by default; a backend drops what says only where it ran."""
+        return {"describe": self.describe()}
 
     def close(self) -> None:
         """Free the model (GPU memory) at session end."""
-

@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsm_eval.backends.base import SAMPLE_RATE, AudioRequest, BackendError, Option
+from qsm_eval.audio import SAMPLE_RATE
+from qsm_eval.backends.base import AudioRequest, BackendError
+from qsm_eval.options import Option
 from qsm_eval.seeding import stable_rng
 
 PLACEMENTS = ("center", "start", "end")

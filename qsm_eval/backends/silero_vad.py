@@ -29,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
-from qsm_eval.backends.base import (
-    SAMPLE_RATE, AudioRequest, Backend, BackendError, Option, Prediction, installed_version,
-    label_from_probability)
+from qsm_eval.audio import SAMPLE_RATE
+from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Prediction
+from qsm_eval.backends.decisions import label_from_probability, threshold_option
 from qsm_eval.backends.vad_common import (
-    clip_problem, is_probability, pad_to_whole_frames, read_option, require_cpu_float32,
-    summarize_frames)
+    clip_problem, pad_to_whole_frames, require_cpu_float32, summarize_frames)
+from qsm_eval.options import Option, at_least_one
+from qsm_eval.versions import installed_version
 
 WINDOW_SAMPLES = 512          # the only window the 16 kHz model accepts
 MODEL_FILE = "silero_vad.jit"  # inside the wheel's silero_vad/data: no download, no torch.hub
@@ -44,16 +45,16 @@ AGGREGATIONS = {"max": np.max, "mean": np.mean}
 # thread); with the per-call overhead, 12 to 24 ran fastest on the shuffled demo set.
 STEP_COST_IN_ROWS = 16
 
-THRESHOLD = Option(
-    "vad_threshold", float, 0.5,
-    "silero-vad: SPEECH when p_speech >= this probability (0 to 1)")
+THRESHOLD = threshold_option(
+    "vad_threshold", "silero-vad: SPEECH when p_speech >= this probability (0 to 1)")
 AGGREGATION = Option(
     "silero_aggregation", str, "max",
     "silero-vad: how the clip's frame probabilities become p_speech: max or mean",
     choices=tuple(AGGREGATIONS))
 THREADS = Option(
     "silero_threads", int, 1,
-    "silero-vad: torch CPU threads (process-wide; 1 suits one worker per core)")
+    "silero-vad: torch CPU threads (process-wide; 1 suits one worker per core)",
+    check=at_least_one, allowed="an integer >= 1")
 
 
 def plan_calls(window_counts: list[int]) -> list[list[int]]:
@@ -87,15 +88,17 @@ class SileroVadBackend(Backend):
     options = (THRESHOLD, AGGREGATION, THREADS)
     max_batch_size = 64
 
-    def __init__(self, settings: dict[str, Any]):
-        super().__init__(settings)
-        require_cpu_float32(self.name, self.settings, "uses the model shipped in the silero-vad wheel")
-        self.threshold = read_option(self.name, THRESHOLD, self.settings, is_probability,
-                                     "a probability from 0 to 1")
-        self.aggregation = read_option(self.name, AGGREGATION, self.settings)
-        self.threads = read_option(self.name, THREADS, self.settings, lambda n: n >= 1,
-                                   "an integer >= 1")
-        self._model = self._load()
+    def __init__(self, *, model_path: str | None = None, revision: str | None = None,
+                 device: str = "auto", dtype: str = "auto",
+                 vad_threshold: float = THRESHOLD.default,
+                 silero_aggregation: str = AGGREGATION.default,
+                 silero_threads: int = THREADS.default):
+        require_cpu_float32(self.name, "uses the model shipped in the silero-vad wheel",
+                            device=device, dtype=dtype, model_path=model_path, revision=revision)
+        self.threshold = vad_threshold
+        self.aggregation = silero_aggregation
+        self.threads = silero_threads
+        self.model = self._load()
 
     def _load(self):
         try:
@@ -127,8 +130,8 @@ class SileroVadBackend(Backend):
     def _frame_probabilities(self, batch: np.ndarray) -> np.ndarray:
         """(clips, samples) zero-padded to whole windows -> (clips, windows) probabilities."""
         with self._torch.inference_mode():
-            self._model.reset_states()  # audio_forward resets too; a fresh state per clip is the rule
-            probs = self._model.audio_forward(self._torch.from_numpy(batch), SAMPLE_RATE)
+            self.model.reset_states()  # audio_forward resets too; a fresh state per clip is the rule
+            probs = self.model.audio_forward(self._torch.from_numpy(batch), SAMPLE_RATE)
         return probs.numpy()
 
     def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:

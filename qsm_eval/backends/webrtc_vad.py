@@ -21,12 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from qsm_eval.backends.base import (
-    SAMPLE_RATE, AudioRequest, Backend, BackendError, Option, Prediction, installed_version,
-    label_from_probability)
+from qsm_eval.audio import PCM16_READ_SCALE, SAMPLE_RATE, to_pcm16
+from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Prediction
+from qsm_eval.backends.decisions import label_from_probability, threshold_option
 from qsm_eval.backends.vad_common import (
-    clip_problem, is_probability, pad_to_whole_frames, read_option, require_cpu_float32,
-    summarize_frames)
+    clip_problem, pad_to_whole_frames, require_cpu_float32, summarize_frames)
+from qsm_eval.options import Option
+from qsm_eval.versions import installed_version
 
 AGGRESSIVENESS = Option(
     "webrtc_aggressiveness", int, 3,
@@ -35,19 +36,17 @@ AGGRESSIVENESS = Option(
 FRAME_MS = Option(
     "webrtc_frame_ms", int, 10,
     "webrtc-vad: frame length in ms: 10, 20 or 30", choices=(10, 20, 30))
-THRESHOLD = Option(
-    "webrtc_threshold", float, 0.5,
-    "webrtc-vad: SPEECH when the fraction of speech frames >= this (0 to 1)")
+THRESHOLD = threshold_option(
+    "webrtc_threshold", "webrtc-vad: SPEECH when the fraction of speech frames >= this (0 to 1)")
 
 
 def pcm16_bytes(waveform: np.ndarray) -> bytes:
     """float32 in [-1, 1] -> 16-bit little-endian PCM bytes; out-of-range samples clip.
 
-    The scale is 32768, the one soundfile and libsndfile use to read 16-bit PCM as float,
+    The scale is the reading one (audio.PCM16_READ_SCALE, not the builders' writing scale),
     so a clip read from a 16-bit WAV returns to exactly its original samples.
     """
-    scaled = np.clip(np.round(waveform.astype(np.float64) * 32768.0), -32768, 32767)
-    return scaled.astype("<i2").tobytes()
+    return to_pcm16(waveform, PCM16_READ_SCALE).astype("<i2").tobytes()
 
 
 class WebRtcVadBackend(Backend):
@@ -58,13 +57,16 @@ class WebRtcVadBackend(Backend):
     # Clips are classified one by one; a batch only saves the runner's per-call overhead.
     max_batch_size = 64
 
-    def __init__(self, settings: dict[str, Any]):
-        super().__init__(settings)
-        require_cpu_float32(self.name, self.settings, "has no model files")
-        self.aggressiveness = read_option(self.name, AGGRESSIVENESS, self.settings)
-        self.frame_ms = read_option(self.name, FRAME_MS, self.settings)
-        self.threshold = read_option(self.name, THRESHOLD, self.settings, is_probability,
-                                     "a probability from 0 to 1")
+    def __init__(self, *, model_path: str | None = None, revision: str | None = None,
+                 device: str = "auto", dtype: str = "auto",
+                 webrtc_aggressiveness: int = AGGRESSIVENESS.default,
+                 webrtc_frame_ms: int = FRAME_MS.default,
+                 webrtc_threshold: float = THRESHOLD.default):
+        require_cpu_float32(self.name, "has no model files",
+                            device=device, dtype=dtype, model_path=model_path, revision=revision)
+        self.aggressiveness = webrtc_aggressiveness
+        self.frame_ms = webrtc_frame_ms
+        self.threshold = webrtc_threshold
         self.frame_samples = SAMPLE_RATE * self.frame_ms // 1000
         try:
             import webrtcvad

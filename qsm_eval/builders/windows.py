@@ -19,7 +19,7 @@ import numpy as np
 
 from qsm_eval.builders.regions import Region, Span
 from qsm_eval.seeding import stable_rng
-from qsm_eval.segments import SAMPLE_RATE
+from qsm_eval.audio import SAMPLE_RATE
 
 SILENT = "silent"
 CLIPPED = "clipped"

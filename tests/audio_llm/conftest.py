@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qsm_eval.backends import create_backend
 from qsm_eval.backends.base import AudioRequest
 from qsm_eval.backends.audio_llm import Qwen2AudioBackend
 from qsm_eval.backends.audio_llm.synthetic import save_tiny_checkpoint
-from qsm_eval.builders.writer import write_clip, write_metadata
 from qsm_eval.seeding import stable_seed
 
 # Larger than the usual 0.02 so that the random model's answers depend visibly on the audio.
@@ -48,7 +48,7 @@ def make_backend(tiny_checkpoint):
     """Factory: make_backend(scoring="generate", fast_encoder=True, ...) -> a loaded backend on CPU."""
     def make(**settings) -> Qwen2AudioBackend:
         base = {"model_path": str(tiny_checkpoint), "device": "cpu", "dtype": "float32"}
-        return Qwen2AudioBackend({**base, **settings})
+        return create_backend("qwen2-audio", {**base, **settings})
     return make
 
 
@@ -91,20 +91,17 @@ def make_request():
 
 
 @pytest.fixture(scope="session")
-def make_segments():
-    """make_segments(directory, durations=(20, 100, 400)): write a small segment set."""
-    return _write_segment_set
-
-
-def _write_segment_set(directory: Path, durations=(20, 100, 400)) -> Path:
-    """A small segment set: tones labelled SPEECH, noise labelled NONSPEECH, per duration."""
-    records = []
-    for duration in durations:
-        for label, kind in (("SPEECH", "tone"), ("NONSPEECH", "noise")):
-            segment_id = len(records)
-            path = f"audio/{segment_id:03d}.wav"
-            write_clip(directory / path, _clip(kind, duration, segment_id))
-            records.append(dict(segment_id=segment_id, audio_path=path, label=label,
-                                duration_ms=duration, dataset="synth", source_id=f"rec{segment_id}"))
-    write_metadata(directory, records)
-    return directory
+def make_segments(make_segment_set):
+    """make_segments(directory, durations=(20, 100, 400)): a small segment set of tones
+    labelled SPEECH and noise labelled NONSPEECH, per duration."""
+    def make(directory: Path, durations=(20, 100, 400)) -> Path:
+        records, clips = [], {}
+        for duration in durations:
+            for label, kind in (("SPEECH", "tone"), ("NONSPEECH", "noise")):
+                segment_id = len(records)
+                path = f"audio/{segment_id:03d}.wav"
+                clips[path] = _clip(kind, duration, segment_id)
+                records.append(dict(segment_id=segment_id, audio_path=path, label=label,
+                                    duration_ms=duration, dataset="synth", source_id=f"rec{segment_id}"))
+        return make_segment_set(directory, records, clips)
+    return make

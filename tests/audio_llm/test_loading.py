@@ -51,19 +51,19 @@ def test_dtype_is_applied(make_backend):
 def test_missing_local_directory_is_one_clear_line(tmp_path):
     missing = tmp_path / "no" / "such" / "model"
     with pytest.raises(BackendError, match=f"model directory {missing} does not exist"):
-        Qwen2AudioBackend({"model_path": str(missing), "device": "cpu"})
+        Qwen2AudioBackend(model_path=str(missing), device="cpu")
 
 
 def test_directory_without_config_is_refused(tmp_path):
     with pytest.raises(BackendError, match="has no config.json"):
-        Qwen2AudioBackend({"model_path": str(tmp_path), "device": "cpu"})
+        Qwen2AudioBackend(model_path=str(tmp_path), device="cpu")
 
 
 def test_hub_id_missing_from_the_cache_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     with pytest.raises(BackendError) as info:
-        Qwen2AudioBackend({"device": "cpu"})  # model_path None: the default model
+        Qwen2AudioBackend(device="cpu")  # model_path None: the default model
     message = str(info.value)
     assert "huggingface-cli download Qwen/Qwen2-Audio-7B-Instruct" in message
     assert "hf download Qwen/Qwen2-Audio-7B-Instruct" in message   # the CLI's newer name
@@ -74,14 +74,14 @@ def test_hub_id_is_served_from_the_cache_at_the_requested_revision(tmp_path, mon
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
     repo = fake_hub_cache(tmp_path / "hf", tiny_checkpoint)
-    backend = Qwen2AudioBackend({"model_path": repo, "revision": "v1", "device": "cpu"})
+    backend = Qwen2AudioBackend(model_path=repo, revision="v1", device="cpu")
     assert backend.describe()["source"].endswith(f"snapshots/{COMMIT}")
     assert backend.describe()["revision"] == "v1"
     # Without the revision the cache has no "main" ref: the revision is what found the weights.
     with pytest.raises(BackendError, match=f"huggingface-cli download {repo}"):
-        Qwen2AudioBackend({"model_path": repo, "device": "cpu"})
+        Qwen2AudioBackend(model_path=repo, device="cpu")
     with pytest.raises(BackendError, match="--revision v2"):
-        Qwen2AudioBackend({"model_path": repo, "revision": "v2", "device": "cpu"})
+        Qwen2AudioBackend(model_path=repo, revision="v2", device="cpu")
 
 
 def test_code_shipped_in_a_checkpoint_is_never_run(tmp_path, tiny_checkpoint):
@@ -97,7 +97,7 @@ def test_code_shipped_in_a_checkpoint_is_never_run(tmp_path, tiny_checkpoint):
         data = json.loads((checkpoint / name).read_text())
         data["auto_map"] = {key: target}
         (checkpoint / name).write_text(json.dumps(data))
-    backend = Qwen2AudioBackend({"model_path": str(checkpoint), "device": "cpu"})
+    backend = Qwen2AudioBackend(model_path=str(checkpoint), device="cpu")
     assert type(backend.loaded.model).__module__.startswith("transformers.")
     assert not marker.exists()
 
@@ -105,12 +105,12 @@ def test_code_shipped_in_a_checkpoint_is_never_run(tmp_path, tiny_checkpoint):
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_cuda_requested_without_cuda_is_one_clear_line(tiny_checkpoint):
     with pytest.raises(BackendError, match="--qsm-device cuda was requested but .* sees no CUDA GPU"):
-        Qwen2AudioBackend({"model_path": str(tiny_checkpoint), "device": "cuda"})
+        Qwen2AudioBackend(model_path=str(tiny_checkpoint), device="cuda")
 
 
 def test_quantised_loading_is_refused_where_it_cannot_work(tiny_checkpoint):
     with pytest.raises(BackendError, match="--qsm-load-in 8bit needs a CUDA GPU"):
-        Qwen2AudioBackend({"model_path": str(tiny_checkpoint), "device": "cpu", "load_in": "8bit"})
+        Qwen2AudioBackend(model_path=str(tiny_checkpoint), device="cpu", load_in="8bit")
 
 
 def test_device_and_dtype_resolution():
@@ -139,7 +139,7 @@ def test_cache_fingerprint_names_the_device_type_not_which_gpu(make_backend):
     import dataclasses
 
     backend = make_backend()
-    on = {index: Qwen2AudioBackend(dict(backend.settings), loaded=dataclasses.replace(
+    on = {index: Qwen2AudioBackend(**backend.settings, loaded=dataclasses.replace(
         backend.loaded, device=torch.device("cuda", index))) for index in (0, 1)}
     assert on[0].describe()["device"] == "cuda:0" and on[1].describe()["device"] == "cuda:1"
     assert on[0].fingerprint() == on[1].fingerprint() != backend.fingerprint()

@@ -9,7 +9,7 @@ import pytest
 from qsm_eval.backends import create_backend
 from qsm_eval.backends.base import AudioRequest
 from qsm_eval import segments
-from qsm_eval.segments import Segment, load_segment_audio, load_segment_set
+from qsm_eval.segments import Segment, SegmentSet, load_segment_audio
 
 DEMO_DIR = Path(segments.__file__).parent / "data" / "demo"
 CPU_SETTINGS = {"device": "auto", "dtype": "auto"}
@@ -18,7 +18,7 @@ CPU_SETTINGS = {"device": "auto", "dtype": "auto"}
 @pytest.fixture(scope="session")
 def demo_clips() -> list[tuple[Segment, object]]:
     """Every demo segment with its checked 16 kHz audio, in metadata order."""
-    return [(segment, load_segment_audio(segment)) for segment in load_segment_set(DEMO_DIR)]
+    return [(segment, load_segment_audio(segment)) for segment in SegmentSet.load(DEMO_DIR)]
 
 
 @pytest.fixture(scope="session")

@@ -120,7 +120,7 @@ def test_state_is_reset_for_every_clip(silero, demo_clips):
     # The check can fail: the same model, fed the probe's windows right after the speech
     # without a reset, answers differently than from a fresh state.
     def probe_windows(after_speech: bool) -> list[float]:
-        model = silero._model
+        model = silero.model
         model.reset_states()
         with torch.inference_mode():
             if after_speech:

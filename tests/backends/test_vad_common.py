@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qsm_eval.backends.base import BackendError, Option
-from qsm_eval.backends.vad_common import clip_problem, pad_to_whole_frames, read_option
+from qsm_eval.backends.base import BackendError
+from qsm_eval.backends.vad_common import clip_problem, pad_to_whole_frames
 
 
 @pytest.mark.parametrize("samples, frame, frames, padding", [
@@ -37,14 +37,6 @@ def test_clip_problem_names_what_is_wrong(waveform, words):
 
 def test_clip_problem_accepts_a_mono_clip():
     assert clip_problem(np.full(5, 0.1, np.float32)) is None
-
-
-def test_read_option_converts_defaults_and_refuses():
-    option = Option("demo_level", int, 2, choices=(1, 2, 3))
-    assert read_option("demo", option, {}) == 2
-    assert read_option("demo", option, {"demo_level": "3"}) == 3
-    with pytest.raises(BackendError, match=r"^demo: --qsm-demo-level .* demo_level = 7 .*allowed: 1, 2, 3$"):
-        read_option("demo", option, {"demo_level": 7})
 
 
 @pytest.mark.parametrize("backend, setting, value, words", [

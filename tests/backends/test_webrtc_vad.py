@@ -11,7 +11,7 @@ import webrtcvad
 
 from qsm_eval.backends.base import AudioRequest, BackendError
 from qsm_eval.backends.webrtc_vad import WebRtcVadBackend, pcm16_bytes
-from qsm_eval.segments import SAMPLE_RATE
+from qsm_eval.audio import SAMPLE_RATE
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ import soundfile as sf
 
 from qsm_eval.builders import ava
 from qsm_eval.builders.regions import union
-from qsm_eval.segments import load_segment_audio, load_segment_set, read_audio
+from qsm_eval.audio import read_audio
+from qsm_eval.segments import SegmentSet, load_segment_audio
 
 MARGIN = 1.0
 ARGS = ["--per-class", 8, "--durations", 20, 100, 1000, "--splits", "dev=0.5", "test=0.5"]
@@ -27,7 +28,7 @@ def built_frame(out: Path) -> pd.DataFrame:
 
 
 def test_the_set_loads_and_every_clip_passes_the_eval_checks(ava_set, corpora):
-    segments = load_segment_set(ava_set)
+    segments = SegmentSet.load(ava_set)
     assert {s.source_id for s in segments} == set(corpora.AVA_VIDEOS)
     assert len(segments) == 2 * 3 * 8
     for segment in segments:

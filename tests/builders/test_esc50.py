@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from qsm_eval.builders import esc50
-from qsm_eval.segments import load_segment_audio, load_segment_set
+from qsm_eval.segments import SegmentSet, load_segment_audio
 
 
 def build_esc50(build, root, out, *extra):
@@ -62,7 +62,7 @@ def test_windows_avoid_the_zero_padding(esc50_set, corpora):
 
 
 def test_every_clip_loads_and_is_not_silent(esc50_set):
-    for segment in load_segment_set(esc50_set):
+    for segment in SegmentSet.load(esc50_set):
         assert load_segment_audio(segment).size == segment.duration_ms * 16
 
 
@@ -81,7 +81,7 @@ def test_a_window_inside_a_short_zero_run_is_rejected_as_silent(corpora, build, 
     assert build(esc50, ["--esc50-dir", root, "--out", out, "--per-class", 100,
                          "--durations", 20, "--max-per-region", 100]) == 0
     assert json.loads((out / "build.json").read_text())["rejected"]["silent"] >= 1
-    for segment in load_segment_set(out):
+    for segment in SegmentSet.load(out):
         load_segment_audio(segment)   # raises on a digitally silent clip
 
 

@@ -12,7 +12,7 @@ import soundfile as sf
 from qsm_eval.builders import ava, esc50
 from qsm_eval.builders.errors import BuildError
 from qsm_eval.builders.sourceaudio import clipped_spans, read_windows
-from qsm_eval.segments import read_audio
+from qsm_eval.audio import read_audio
 
 SMALL = ["--per-class", 2, "--durations", 40]
 

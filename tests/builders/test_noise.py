@@ -10,7 +10,7 @@ import soundfile as sf
 from qsm_eval.builders import esc50, voxconverse
 from qsm_eval.builders.errors import BuildError
 from qsm_eval.builders.mixing import mix_at_snr, parse_levels
-from qsm_eval.segments import load_segment_set
+from qsm_eval.segments import SegmentSet
 
 LEVELS = (-5, 10)
 ARGS = ["--per-class", 3, "--durations", 40, 500, "--splits", "dev=0.5", "test=0.5"]
@@ -83,7 +83,7 @@ def test_every_clean_clip_gets_one_noisy_twin_per_level(noisy_set):
     assert (matched.groupby(["source_id", "start_s", "label"]).noise_start_s.nunique() == 1).all()
     assert set(matched.noise_source) <= {"lab-noise:white.wav", "lab-noise:street/rumble.flac"}
     assert all("/snr" in p for p in matched.audio_path)
-    segments = {s.segment_id: s for s in load_segment_set(out)}
+    segments = {s.segment_id: s for s in SegmentSet.load(out)}
     assert {segments[i].snr_db for i in clean.segment_id} == {None}
     assert {segments[i].snr_db for i in matched.segment_id} == set(LEVELS)
 

@@ -5,7 +5,7 @@ import pytest
 
 from qsm_eval.builders import voxconverse
 from qsm_eval.builders.regions import eligible_regions, union
-from qsm_eval.segments import load_segment_audio, load_segment_set
+from qsm_eval.segments import SegmentSet, load_segment_audio
 
 MARGIN = 1.0
 
@@ -26,7 +26,7 @@ def turns_of(corpora, uri):
 
 
 def test_the_flac_set_loads_and_every_clip_passes(vox_set):
-    segments = load_segment_set(vox_set)
+    segments = SegmentSet.load(vox_set)
     assert len(segments) == 2 * 2 * 6
     assert all(s.audio_path.endswith(".flac") for s in segments)
     for segment in segments:

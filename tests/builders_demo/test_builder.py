@@ -9,7 +9,8 @@ import pandas as pd
 
 from qsm_eval.builders import demo
 from qsm_eval.builders.demo_sources import load_asterisk, load_sonic_pi
-from qsm_eval.segments import METADATA_FILE, load_segment_audio, load_segment_set, read_audio
+from qsm_eval.audio import read_audio
+from qsm_eval.segments import METADATA_FILE, SegmentSet, load_segment_audio
 
 from .conftest import demo_args, write_sonic_pi
 
@@ -27,7 +28,7 @@ def test_the_plan_fills_both_classes_at_every_duration():
 
 
 def test_the_built_set_loads_balanced_with_provenance(built_demo):
-    segments = load_segment_set(built_demo)
+    segments = SegmentSet.load(built_demo)
     assert len(segments) == 384
     counts = Counter((s.duration_ms, s.label) for s in segments)
     assert set(counts.values()) == {24} and len(counts) == 16

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from qsm_eval.builders import demo
-from qsm_eval.segments import METADATA_FILE, load_segment_audio, load_segment_set
+from qsm_eval.segments import METADATA_FILE, SegmentSet, load_segment_audio
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_DIR = REPO / "qsm_eval" / "data" / "demo"
@@ -20,7 +20,7 @@ SIZE_LIMIT = 5 * 1024 * 1024
 
 @pytest.fixture(scope="module")
 def segments():
-    return load_segment_set(DEMO_DIR)
+    return SegmentSet.load(DEMO_DIR)
 
 
 @pytest.fixture(scope="module")

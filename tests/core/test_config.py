@@ -36,14 +36,37 @@ def test_repeatable_options_collect_lists(tmp_path):
 
 
 @pytest.mark.parametrize("cli, table, message", [
-    ({"batch_size": "0"}, {}, "--qsm-batch-size .*'0' must be a positive integer"),
-    ({"limit": "many"}, {}, "--qsm-limit"),
-    ({}, {"strict": "perhaps"}, "strict: 'perhaps' is not a boolean"),
+    ({"batch_size": "0"}, {}, r"^--qsm-batch-size / \[tool.qsm_eval\] batch_size = '0' is not allowed; "
+                              "allowed: a positive integer$"),
+    ({"limit": "many"}, {}, "--qsm-limit / .* limit = 'many' .*allowed: a positive integer"),
+    ({}, {"strict": "perhaps"}, "strict = 'perhaps' is not allowed; allowed: true or false"),
     ({}, {"modle": "x"}, r"unknown key\(s\) modle"),
+    # Choices are enforced here, once, for core settings and backend options alike.
+    ({"summary": "short"}, {}, "--qsm-summary .*allowed: full, tables, none"),
+    ({"vad_threshold": "2"}, {}, "--qsm-vad-threshold .*allowed: a probability from 0 to 1"),
+    ({}, {"webrtc_frame_ms": 15}, r"\[tool.qsm_eval\] webrtc_frame_ms = 15 .*allowed: 10, 20, 30"),
+    ({}, {"pad_placement": "middle"}, "--qsm-pad-placement .*allowed: center, start, end"),
 ])
 def test_bad_values_are_named(tmp_path, cli, table, message):
     with pytest.raises(SettingsError, match=message):
         resolve_settings(cli, table, tmp_path)
+
+
+def test_values_are_converted_to_their_types(tmp_path):
+    settings = resolve_settings({"batch_size": "8", "vad_threshold": "0.7", "fast_encoder": "on",
+                                 "strict": True}, {"webrtc_aggressiveness": 1}, tmp_path)
+    assert (settings["batch_size"], settings["vad_threshold"], settings["fast_encoder"],
+            settings["strict"], settings["webrtc_aggressiveness"]) == (8, 0.7, True, True, 1)
+
+
+def test_pytest_help_lists_every_option_with_its_default(pytester):
+    from qsm_eval.config import CORE_SETTINGS, backend_options
+
+    help_text = " ".join(pytester.runpytest_subprocess("--help").stdout.str().split())
+    for option in (*CORE_SETTINGS, *backend_options()):
+        assert option.flag in help_text
+    assert "--qsm-vad-threshold=VAD_THRESHOLD" in help_text
+    assert "(default: 0.5)" in help_text and "(default: segments_metadata.parquet)" in help_text
 
 
 def test_read_tool_table(tmp_path):

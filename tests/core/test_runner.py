@@ -10,7 +10,7 @@ from qsm_eval.backends.webrtc_vad import WebRtcVadBackend
 from qsm_eval.cache import PredictionCache
 from qsm_eval.config import CORE_SETTINGS, backend_options
 from qsm_eval.runner import Runner
-from qsm_eval.segments import load_segment_set
+from qsm_eval.segments import SegmentSet
 
 
 def settings(**changes):
@@ -22,8 +22,8 @@ class RecordingWebRtc(WebRtcVadBackend):
     """The real webrtc-vad, recording each batch it is sent; optionally breaking on one clip
     to stand for a model error (which no real model here can be made to raise on demand)."""
 
-    def __init__(self, settings, broken_key=None):
-        super().__init__(settings)
+    def __init__(self, broken_key=None, **options):
+        super().__init__(**options)
         self.batches: list[list[str]] = []
         self.seeds: list[int] = []
         self.broken_key = broken_key
@@ -40,11 +40,11 @@ class RecordingWebRtc(WebRtcVadBackend):
 def segments(write_set):
     rows = [dict(audio_path=f"a/{i}.wav", label="SPEECH" if i % 2 else "NONSPEECH",
                  duration_ms=40, dataset="ds") for i in range(10)]
-    return load_segment_set(write_set(rows))
+    return list(SegmentSet.load(write_set(rows)))
 
 
 def test_predicts_ahead_in_batches_and_serves_them_in_turn(segments):
-    backend = RecordingWebRtc(settings())
+    backend = RecordingWebRtc()
     runner = Runner(backend, batch_size=4)
     outcomes = [runner.predict(s, upcoming=segments[i + 1:]) for i, s in enumerate(segments)]
     assert [len(b) for b in backend.batches] == [4, 4, 2]
@@ -63,7 +63,7 @@ def test_batched_answers_equal_one_by_one(segments):
 
 
 def test_a_clip_that_breaks_the_model_fails_alone(segments):
-    backend = RecordingWebRtc(settings(), broken_key=segments[2].key)
+    backend = RecordingWebRtc(broken_key=segments[2].key)
     runner = Runner(backend, batch_size=4)
     outcomes = [runner.predict(s, segments[i + 1:]) for i, s in enumerate(segments[:4])]
     assert outcomes[2].prediction.error.startswith("webrtc-vad could not classify")
@@ -75,7 +75,7 @@ def test_a_clip_that_breaks_the_model_fails_alone(segments):
 
 def test_unreadable_audio_is_an_error_answer_not_a_batch_failure(segments):
     segments[1].path.write_bytes(b"broken")
-    backend = RecordingWebRtc(settings())
+    backend = RecordingWebRtc()
     runner = Runner(backend, batch_size=4)
     outcomes = [runner.predict(s, segments[i + 1:]) for i, s in enumerate(segments[:4])]
     assert "cannot be read as audio" in outcomes[1].prediction.error
@@ -84,18 +84,18 @@ def test_unreadable_audio_is_an_error_answer_not_a_batch_failure(segments):
 
 
 def test_cache_answers_a_second_run_and_misses_on_changed_settings(segments, tmp_path):
-    first = Runner(RecordingWebRtc(settings()), batch_size=4, cache=PredictionCache(tmp_path))
+    first = Runner(RecordingWebRtc(), batch_size=4, cache=PredictionCache(tmp_path))
     answers = [first.predict(s, segments[i + 1:]) for i, s in enumerate(segments)]
     assert not any(a.cache_hit for a in answers)
     first.close()
 
-    again_backend = RecordingWebRtc(settings())
+    again_backend = RecordingWebRtc()
     again = Runner(again_backend, batch_size=4, cache=PredictionCache(tmp_path))
     repeated = [again.predict(s, segments[i + 1:]) for i, s in enumerate(segments)]
     assert all(r.cache_hit for r in repeated) and again_backend.batches == []
     assert [r.prediction.p_speech for r in repeated] == [a.prediction.p_speech for a in answers]
 
-    changed_backend = RecordingWebRtc(settings(webrtc_aggressiveness=0))
+    changed_backend = RecordingWebRtc(webrtc_aggressiveness=0)
     changed = Runner(changed_backend, batch_size=4, cache=PredictionCache(tmp_path))
     assert not changed.predict(segments[0], segments[1:]).cache_hit
     assert changed_backend.batches
@@ -118,8 +118,8 @@ def test_presentation_seeds_do_not_depend_on_where_the_set_lies(write_set):
     rows = [dict(audio_path=f"a/{i}.wav", label="SPEECH", duration_ms=40, dataset="ds") for i in range(5)]
     seeds = []
     for name in ("here", "moved"):
-        copy = load_segment_set(write_set(rows, name=name))
-        backend = RecordingWebRtc(settings())
+        copy = list(SegmentSet.load(write_set(rows, name=name)))
+        backend = RecordingWebRtc()
         runner = Runner(backend, batch_size=2)
         for i, segment in enumerate(copy):
             runner.predict(segment, copy[i + 1:])

@@ -12,15 +12,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from qsm_eval.builders.writer import write_clip, write_metadata
-
 EVAL_SUITE = Path(__file__).resolve().parents[2] / "evals" / "test_speech_detection.py"
 
 
-def make_segment_set(directory: Path, durations=(20, 100, 500), per_cell: int = 2,
-                     dataset: str = "synth") -> Path:
+def synthetic_set(durations=(20, 100, 500), per_cell: int = 2,
+                  dataset: str = "synth") -> tuple[list[dict], dict]:
+    """Metadata rows and clips: tones labelled SPEECH, noise NONSPEECH."""
     rng = np.random.default_rng(7)
-    records, segment_id = [], 0
+    records, clips, segment_id = [], {}, 0
     for duration in durations:
         for label in ("SPEECH", "NONSPEECH"):
             for k in range(per_cell):
@@ -30,18 +29,17 @@ def make_segment_set(directory: Path, durations=(20, 100, 500), per_cell: int = 
                 else:
                     signal = 0.05 * rng.standard_normal(t.size)
                 path = f"audio/{dataset}_{segment_id:03d}.wav"
-                write_clip(directory / path, signal)
+                clips[path] = signal
                 records.append(dict(segment_id=segment_id, audio_path=path, label=label,
                                     duration_ms=duration, dataset=dataset, source_id=f"rec{k}"))
                 segment_id += 1
-    write_metadata(directory, records)
-    return directory
+    return records, clips
 
 
 @pytest.fixture
-def segment_set(tmp_path) -> Path:
+def segment_set(tmp_path, make_segment_set) -> Path:
     """A 12-case segment set: 20/100/500 ms x SPEECH/NONSPEECH x 2."""
-    return make_segment_set(tmp_path / "synth")
+    return make_segment_set(tmp_path / "synth", *synthetic_set())
 
 
 @pytest.fixture
@@ -52,6 +50,8 @@ def eval_suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 @pytest.fixture
-def make_set():
+def make_set(make_segment_set):
     """Factory for further segment sets: make_set(directory, durations=..., per_cell=..., dataset=...)."""
-    return make_segment_set
+    def make(directory: Path, **kwargs) -> Path:
+        return make_segment_set(directory, *synthetic_set(**kwargs))
+    return make

@@ -13,40 +13,53 @@ from typing import Any
 
 import numpy as np
 
-from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Option, Prediction, parse_bool
+from qsm_eval.backends.base import AudioRequest, Backend, BackendError, BackendIdentity, Prediction
 from qsm_eval.backends.audio_llm import loading, prompts
 from qsm_eval.backends.presentation import PRESENTATION_OPTIONS, PresentationPolicy, zero_input_message
 from qsm_eval.backends.audio_llm.presentation import HOP_LENGTH, MAX_FRAMES, SAMPLE_RATE, mel_frames, present
 from qsm_eval.backends.audio_llm.scoring import SCORING_MODES
+from qsm_eval.options import Option, at_least_one, parse_bool
+
+SCORING = Option("scoring", str, "logits", "logits (one forward pass, p_speech from the answer "
+                 "tokens) or generate (greedy text, strict parser); default logits",
+                 choices=SCORING_MODES)
+PROMPT = Option("prompt", str, prompts.DEFAULT_PROMPT, "built-in prompt (labels, ab) or a prompt "
+                "file path; default labels")
+FAST_ENCODER = Option("fast_encoder", parse_bool, False, "encode only the mel frames a batch needs "
+                      "instead of 30 s: the same logits up to float rounding (tested: 1e-4 in "
+                      "float32); default off until checked on the real weights")
+LOAD_IN = Option("load_in", str, "none", "load the weights in 8bit or 4bit (bitsandbytes, CUDA); "
+                 "default none", choices=loading.LOAD_IN)
+DEVICE_MAP = Option("device_map", str, None, "a transformers device_map (e.g. auto) to spread the "
+                    "model over devices; default: the whole model on --qsm-device")
+MAX_NEW_TOKENS = Option("max_new_tokens", int, 8, "generate mode: most new tokens per answer; "
+                        "default 8", check=at_least_one, allowed="an integer >= 1")
+PAD = {option.name: option.default for option in PRESENTATION_OPTIONS}
 
 
 class Qwen2AudioBackend(Backend):
     name = "qwen2-audio"
     # Clips are short, so even 64 rows of ~100 tokens are a small forward pass for a 7B model.
     max_batch_size = 64
-    options = (
-        Option("scoring", str, "logits", "logits (one forward pass, p_speech from the answer tokens) "
-               "or generate (greedy text, strict parser); default logits", choices=SCORING_MODES),
-        Option("prompt", str, prompts.DEFAULT_PROMPT, "built-in prompt (labels, ab) or a prompt file "
-               "path; default labels"),
-        *PRESENTATION_OPTIONS,
-        Option("fast_encoder", parse_bool, False, "encode only the mel frames a batch needs instead "
-               "of 30 s: the same logits up to float rounding (tested: 1e-4 in float32); "
-               "default off until checked on the real weights"),
-        Option("load_in", str, "none", "load the weights in 8bit or 4bit (bitsandbytes, CUDA); "
-               "default none", choices=loading.LOAD_IN),
-        Option("device_map", str, None, "a transformers device_map (e.g. auto) to spread the model "
-               "over devices; default: the whole model on --qsm-device"),
-        Option("max_new_tokens", int, 8, "generate mode: most new tokens per answer; default 8"),
-    )
+    options = (SCORING, PROMPT, *PRESENTATION_OPTIONS, FAST_ENCODER, LOAD_IN, DEVICE_MAP, MAX_NEW_TOKENS)
 
-    def __init__(self, settings: dict[str, Any], *, loaded: loading.LoadedModel | None = None):
-        defaults = {option.name: option.default for option in self.options}
-        super().__init__({**defaults, **{k: v for k, v in settings.items() if v is not None}})
+    def __init__(self, *, model_path: str | None = None, revision: str | None = None,
+                 device: str = "auto", dtype: str = "auto", batch_size: int | None = None,
+                 scoring: str = SCORING.default, prompt: str = PROMPT.default,
+                 pad_ms: int = PAD["pad_ms"], pad_placement: str = PAD["pad_placement"],
+                 pad_fill: str = PAD["pad_fill"], pad_level_db: float = PAD["pad_level_db"],
+                 fast_encoder: bool = FAST_ENCODER.default, load_in: str = LOAD_IN.default,
+                 device_map: str | None = DEVICE_MAP.default,
+                 max_new_tokens: int = MAX_NEW_TOKENS.default, worker_index: int | None = None,
+                 loaded: loading.LoadedModel | None = None):
+        # One dict of the parameters for the parts that take them together (loading).
+        self.settings = dict(
+            model_path=model_path, revision=revision, device=device, dtype=dtype,
+            batch_size=batch_size, scoring=scoring, prompt=prompt, pad_ms=pad_ms,
+            pad_placement=pad_placement, pad_fill=pad_fill, pad_level_db=pad_level_db,
+            fast_encoder=fast_encoder, load_in=load_in, device_map=device_map,
+            max_new_tokens=max_new_tokens, worker_index=worker_index)
         s = self.settings
-        if s["scoring"] not in SCORING_MODES:
-            raise BackendError(f"--qsm-scoring {s['scoring']!r} is not one of {', '.join(SCORING_MODES)}")
-        s["fast_encoder"] = parse_bool(s["fast_encoder"])
         self.policy = PresentationPolicy.from_options(
             pad_ms=s["pad_ms"], pad_placement=s["pad_placement"], pad_fill=s["pad_fill"],
             pad_level_db=s["pad_level_db"])
@@ -75,6 +88,10 @@ class Qwen2AudioBackend(Backend):
     @property
     def prompt_sha256(self) -> str:
         return self.rendered.sha256
+
+    def identity(self) -> BackendIdentity:
+        return BackendIdentity(backend=self.name, model=self.model_name,
+                               prompt_id=self.prompt_id, prompt_sha256=self.prompt_sha256)
 
     def describe(self) -> dict[str, Any]:
         import torch

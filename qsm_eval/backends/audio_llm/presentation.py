@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from qsm_eval.backends.base import SAMPLE_RATE, AudioRequest
+from qsm_eval.audio import SAMPLE_RATE
+from qsm_eval.backends.base import AudioRequest
 from qsm_eval.backends.presentation import PresentationPolicy, present_waveform
 
 HOP_LENGTH = 160          # samples per mel frame
