@@ -11,10 +11,18 @@ How a clip becomes an answer:
   shorter than one window (under 32 ms) becomes one window with zeros after it; the
   padding is recorded with the result (``zero-pad-end:512``), so short clips never pass
   silently.
-- p_speech aggregates the clip's frame probabilities (``silero_aggregation``). The
-  default, ``max``, asks what silero-vad's own segmenter asks of every window: does any
-  window reach the threshold? ``mean`` penalises clips whose speech does not fill them,
-  and the first window of a fresh state, which is systematically low.
+- p_speech aggregates the clip's frame probabilities (``silero_aggregation``). The default
+  is taken from silero-vad's own documentation, not from any eval data: in
+  ``utils_vad.get_speech_timestamps`` (and ``VADIterator``) each 512-sample window is
+  speech when its probability reaches ``threshold`` (default 0.5), and speech starts at
+  the first such window. A whole clip therefore holds speech when any of its windows
+  reaches the threshold, which is ``max``. The segmenter's other defaults are not applied:
+  ``min_speech_duration_ms=250`` drops detected chunks shorter than 250 ms and
+  ``speech_pad_ms``/``min_silence_duration_ms`` shape the edges of chunks in long
+  recordings; on clips of 20 to 1000 ms the first would call every clip under 250 ms
+  NONSPEECH by rule, measuring the rule instead of the model. ``mean`` (undocumented by
+  silero-vad) penalises clips whose speech does not fill them, and the first window of a
+  fresh state, which is systematically low.
 - The label is SPEECH when p_speech >= ``vad_threshold`` (silero's own default is 0.5).
 - Several clips share one model call: they are padded to the longest clip's window count
   and the windows past a clip's own are ignored; the model is causal, so they cannot
@@ -48,6 +56,7 @@ STEP_COST_IN_ROWS = 16
 THRESHOLD = threshold_option(
     "vad_threshold", "silero-vad: SPEECH when p_speech >= this probability (0 to 1)")
 AGGREGATION = Option(
+    # max: silero-vad's documented rule (a window at or above the threshold is speech); see above.
     "silero_aggregation", str, "max",
     "silero-vad: how the clip's frame probabilities become p_speech: max or mean",
     choices=tuple(AGGREGATIONS))
