@@ -17,6 +17,7 @@ from pathlib import Path
 # subcommand -> module; `build` has one builder per corpus.
 BUILDERS = {
     "demo": "qsm_eval.builders.demo",
+    "demo-hard": "qsm_eval.builders.demo_hard",
     "ava": "qsm_eval.builders.ava",
     "voxconverse": "qsm_eval.builders.voxconverse",
     "esc50": "qsm_eval.builders.esc50",

@@ -101,7 +101,7 @@ def sound_starts(recording: Recording, n_frames: int) -> np.ndarray:
 
 RULES: dict[str, Callable[[Recording, int], np.ndarray]] = {
     "speech": speech_starts, "pause": pause_starts, "music": sound_starts,
-    "environment": sound_starts,
+    "environment": sound_starts, "noise": sound_starts, "background": sound_starts,
 }
 
 
@@ -117,7 +117,8 @@ def plan(duration_ms: int) -> list[tuple[str, str, str, int]]:
     return rows
 
 
-def pick_windows(pool: Pool, duration_ms: int, count: int) -> list[Window]:
+def pick_windows(pool: Pool, duration_ms: int, count: int,
+                 namespace: str = SEED_NAMESPACE) -> list[Window]:
     """``count`` windows spread over the pool's recordings, one per recording per round.
 
     Recordings are visited in an order drawn from a stable hash of their id, so each duration
@@ -126,7 +127,7 @@ def pick_windows(pool: Pool, duration_ms: int, count: int) -> list[Window]:
     """
     n_frames = duration_ms // 10
     rule = RULES[pool.condition]
-    seed = (SEED_NAMESPACE, pool.condition, pool.category, duration_ms)
+    seed = (namespace, pool.condition, pool.category, duration_ms)
     candidates = [(rec, starts) for rec in pool.recordings
                   if (starts := rule(rec, n_frames)).size]
     candidates.sort(key=lambda item: stable_seed(*seed, item[0].source_id))

@@ -74,15 +74,19 @@ def fingerprint(recordings: Iterable[Recording]) -> str:
     return digest.hexdigest()
 
 
-def render_sources(records: list[dict], pools: Iterable) -> str:
-    """The text of SOURCES.md for the clips in ``records``, cut from the pools' recordings."""
+def render_sources(records: list[dict], pools: Iterable, header: str = HEADER,
+                   corpora: dict[str, tuple[str, str]] = CORPORA) -> str:
+    """The text of SOURCES.md for the clips in ``records``, cut from the pools' recordings
+    (a recording mixed into a clip as noise, ``noise_source``, is credited like one cut)."""
     by_corpus: dict[str, dict[str, Recording]] = {}
     for pool in pools:
         for recording in pool.recordings:
             by_corpus.setdefault(recording.category, {})[recording.source_id] = recording
     clips = Counter(record["source_id"] for record in records)
-    parts = [HEADER]
-    for corpus, (title, about) in CORPORA.items():
+    clips.update(record["noise_source"] for record in records
+                 if record.get("noise_source") and record["noise_source"] != record["source_id"])
+    parts = [header]
+    for corpus, (title, about) in corpora.items():
         recordings = by_corpus.get(corpus, {})
         used = [r for source_id, r in sorted(recordings.items()) if clips[source_id]]
         parts.append(f"\n## {title}\n\n{about}\n\n")
@@ -96,5 +100,7 @@ def render_sources(records: list[dict], pools: Iterable) -> str:
     return "".join(parts)
 
 
-def write_sources(path: Path, records: list[dict], pools: Iterable) -> None:
-    Path(path).write_text(render_sources(records, pools), encoding="utf-8", newline="\n")
+def write_sources(path: Path, records: list[dict], pools: Iterable, header: str = HEADER,
+                  corpora: dict[str, tuple[str, str]] = CORPORA) -> None:
+    Path(path).write_text(render_sources(records, pools, header, corpora), encoding="utf-8",
+                          newline="\n")

@@ -148,12 +148,21 @@ SONIC_PI_VOICES = {
 }
 
 
-def load_sonic_pi(samples_dir: Path) -> list[Recording]:
-    """The Sonic Pi instrument samples (CC0), less the ones holding a voice."""
+def load_sonic_pi(samples_dir: Path, names: tuple[str, ...] | None = None) -> list[Recording]:
+    """The Sonic Pi instrument samples (CC0), less the ones holding a voice; or, given
+    ``names``, exactly those samples (each must be there)."""
     _require_dir(samples_dir, "Sonic Pi samples", SONIC_PI_HINT)
+    if names is not None:
+        missing = [n for n in names if not (samples_dir / f"{n}.flac").is_file()]
+        if missing:
+            raise DemoInputError(f"{samples_dir}: {', '.join(n + '.flac' for n in missing)} "
+                                 f"not found; {SONIC_PI_HINT}")
     recordings = []
     for path in sorted(samples_dir.glob("*.flac")):
-        if not path.stem.startswith(MUSIC_PREFIXES) or path.stem in SONIC_PI_VOICES:
+        if names is not None:
+            if path.stem not in names:
+                continue
+        elif not path.stem.startswith(MUSIC_PREFIXES) or path.stem in SONIC_PI_VOICES:
             continue
         data = path.read_bytes()
         recordings.append(Recording(

@@ -112,7 +112,7 @@ def power(signal: np.ndarray) -> float:
 @dataclass(frozen=True)
 class Mixture:
     samples: np.ndarray   # float64, within full scale
-    snr_db: float         # measured on the signals added
+    snr_db: float         # measured on the signals added, to 0.01 dB
     gain_db: float        # applied to fit full scale (0.0 when none was needed)
 
 
@@ -130,7 +130,8 @@ def mix_at_snr(clean: np.ndarray, noise: np.ndarray, snr_db: float,
     if signal_power <= 0 or noise_power <= 0:
         raise BuildError("cannot mix at an SNR: the clip or the noise is digitally silent")
     scaled = noise * math.sqrt(signal_power / (noise_power * 10 ** (snr_db / 10)))
-    measured = 10 * math.log10(signal_power / power(scaled))
+    # Recorded to 0.01 dB (+ 0.0: a level of 0 dB is never written as -0.0).
+    measured = round(10 * math.log10(signal_power / power(scaled)), 2) + 0.0
     samples, gain_db = fit_full_scale(clean + scaled)
     return Mixture(samples, measured, gain_db)
 

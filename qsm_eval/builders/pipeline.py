@@ -340,7 +340,7 @@ def noisy_clips(clean: list[tuple], noise: NoiseSet, options: BuildOptions) -> l
         for (cell, window, clip, _, _), (source, start, samples, reference) in zip(clean, excerpts):
             mixture = mix_at_snr(clip / 32767.0, samples, level, reference)
             mixed.append((cell, window, to_pcm16(mixture.samples), mixture.gain_db, {
-                "snr_db": round(mixture.snr_db, 2), "noise_source": source.source,
+                "snr_db": mixture.snr_db, "noise_source": source.source,
                 "noise_start_s": start / SAMPLE_RATE,
                 "snr_reference": SNR_REFERENCE_CLIP if reference is None else SNR_REFERENCE_SPEECH}))
     return mixed

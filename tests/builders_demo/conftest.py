@@ -101,6 +101,8 @@ def write_sonic_pi(root: Path) -> Path:
     for name in SONIC_PI_MUSIC + ["ambi_choir", "misc_burp"]:
         stereo = np.stack([instrument(4.0, 44100, name)] * 2, axis=1)
         sf.write(samples / f"{name}.flac", stereo, 44100, subtype="PCM_16")
+    hiss = noise(20.0, 44100, 0.02, "vinyl_hiss")   # long: the hard set needs 48 noise windows of 1 s
+    sf.write(samples / "vinyl_hiss.flac", np.stack([hiss] * 2, axis=1), 44100, subtype="PCM_16")
     (samples / "README.md").write_text("# Samples\n")
     return samples
 

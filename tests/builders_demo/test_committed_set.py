@@ -88,3 +88,35 @@ def test_sources_file_credits_every_recording_used(frame):
     for needed in ("Allison Smith", "CC BY-SA 3.0", "Carnegie Mellon University", "CC0",
                    "OpenSFX", "License: Creative Commons"):
         assert needed in sources
+
+
+# --- the hard demo set, qsm_eval/data/demo-hard --------------------------------------------
+
+HARD_DIR = REPO / "qsm_eval" / "data" / "demo-hard"
+
+
+def test_the_hard_set_loads_balanced_by_duration_snr_and_class():
+    segments = load_segment_set(HARD_DIR)
+    counts = Counter((s.duration_ms, s.snr_db, s.label) for s in segments)
+    assert set(counts.values()) == {8} and len(counts) == 8 * 3 * 2
+    assert {s.snr_db for s in segments} == {0.0, 10.0, 20.0}
+    for segment in segments:
+        assert load_segment_audio(segment).size == segment.duration_ms * 16
+
+
+def test_the_hard_set_is_small_ships_whole_and_credits_every_recording():
+    files = [p for p in HARD_DIR.rglob("*") if p.is_file()]
+    assert sum(p.stat().st_size for p in files) <= SIZE_LIMIT
+    hard = pd.read_parquet(HARD_DIR / METADATA_FILE)
+    assert {p for p in files if p.suffix == ".wav"} == {HARD_DIR / p for p in hard["audio_path"]}
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["qsm_eval"]
+    for path in files:
+        relative = path.relative_to(REPO / "qsm_eval").as_posix()
+        assert any(fnmatch.fnmatch(relative, p) for p in patterns), relative
+    sources = (HARD_DIR / "SOURCES.md").read_text()
+    for source_id in set(hard["source_id"]) | set(hard["noise_source"]):
+        assert f"`{source_id}`" in sources, source_id
+    for needed in ("Allison Smith", "CC BY-SA 3.0", "Carnegie Mellon University", "CC0",
+                   "OpenSFX", "vinyl_hiss", "License: Creative Commons"):
+        assert needed in sources

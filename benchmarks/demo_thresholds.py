@@ -1,0 +1,63 @@
+"""Duration thresholds of the VAD baselines on the bundled demo sets, easy and hard.
+
+Runs `pytest evals` for each model on qsm_eval/data/demo and qsm_eval/data/demo-hard, then
+fits the psychometric curve (qsm-eval's own fit, default settings) on all of each run and,
+for the hard set, on each SNR level alone, and prints DT50 and DT75 with their 95%
+source-bootstrap intervals: the figures of the README.
+
+    .venv/bin/python benchmarks/demo_thresholds.py [--models silero-vad webrtc-vad]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from qsm_eval.analysis.overview import Settings, fit_all
+
+DATA = Path(__file__).resolve().parents[1] / "qsm_eval" / "data"
+SETS = ("demo", "demo-hard")
+
+
+def run(model: str, segments: Path, out: Path) -> pd.DataFrame:
+    subprocess.run([sys.executable, "-m", "pytest", "evals", "-q", "-p", "no:cacheprovider",
+                    "--qsm-model", model, "--qsm-segments", str(segments), "--qsm-out", str(out),
+                    "--qsm-summary", "none"], check=False, capture_output=True)
+    return pd.read_parquet(out / "results.parquet")
+
+
+def cell(t) -> str:
+    flag = f" ({t.flag})" if t.flag else ""
+    return f"{t.duration_ms:.0f} [{t.ci_low:.0f}, {t.ci_high:.0f}] ms{flag}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", default=["silero-vad", "webrtc-vad"])
+    options = parser.parse_args()
+    print("| model | set | SNR | n | DT50 | DT75 |\n|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for model in options.models:
+            for name in SETS:
+                rows = run(model, DATA / name, Path(tmp) / f"{model}-{name}")
+                groups = {"all": rows}
+                if rows["snr_db"].notna().any():
+                    groups.update({f"{snr:g} dB": part for snr, part in rows.groupby("snr_db")})
+                fits, problems = fit_all(groups, Settings())
+                for label in groups:
+                    if label in fits:
+                        dt = fits[label].thresholds
+                        print(f"| {model} | {name} | {label} | {len(groups[label])} | "
+                              f"{cell(dt['DT50'])} | {cell(dt['DT75'])} |")
+                    else:
+                        print(f"| {model} | {name} | {label} | {len(groups[label])} | "
+                              f"{problems[label]} | |")
+
+
+if __name__ == "__main__":
+    main()
