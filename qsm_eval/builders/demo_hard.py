@@ -29,14 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from qsm_eval.builders import demo
-from qsm_eval.builders.demo_credits import CORPORA
-from qsm_eval.builders.demo_credits import write_sources
+from qsm_eval.audio import SAMPLE_RATE, AudioError, to_pcm16, write_clip
+from qsm_eval.builders.demo_credits import CORPORA, write_sources
 from qsm_eval.builders.demo_sources import (
     DemoInputError, Recording, entry_title, load_arctic, load_asterisk, load_opensfx, load_sonic_pi)
 from qsm_eval.builders.mixing import SNR_REFERENCE_CLIP, SNR_REFERENCE_SPEECH, level_name, mix_at_snr, power
-from qsm_eval.builders.writer import to_pcm16, write_clip, write_metadata
 from qsm_eval.seeding import stable_seed
-from qsm_eval.segments import AudioError, SAMPLE_RATE, SegmentSetError, load_segment_audio, load_segment_set
+from qsm_eval.segments import Segment, SegmentSet, SegmentSetError, load_segment_audio
 
 DATASET = "demo-hard"
 SNR_DB = (0.0, 10.0, 20.0)
@@ -147,8 +146,8 @@ def build(out_dir: Path, pools, background: tuple[Recording, ...]) -> list[dict]
                 "snr_reference": SNR_REFERENCE_CLIP if reference_power is None else SNR_REFERENCE_SPEECH,
                 "gain_db": round(mixture.gain_db, 3),
             })
-    write_metadata(out_dir, records)
-    for segment in load_segment_set(out_dir):
+    # The set must load as any user's set would: every clip present, long enough, not silent.
+    for segment in SegmentSet.write(out_dir, [Segment.from_dict(record) for record in records]):
         load_segment_audio(segment)
     return records
 

@@ -96,7 +96,7 @@ HARD_DIR = REPO / "qsm_eval" / "data" / "demo-hard"
 
 
 def test_the_hard_set_loads_balanced_by_duration_snr_and_class():
-    segments = load_segment_set(HARD_DIR)
+    segments = SegmentSet.load(HARD_DIR)
     counts = Counter((s.duration_ms, s.snr_db, s.label) for s in segments)
     assert set(counts.values()) == {8} and len(counts) == 8 * 3 * 2
     assert {s.snr_db for s in segments} == {0.0, 10.0, 20.0}

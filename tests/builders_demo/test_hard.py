@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from qsm_eval.builders import demo, demo_hard
-from qsm_eval.segments import METADATA_FILE, load_segment_set, read_audio
+from qsm_eval.audio import read_audio
+from qsm_eval.segments import METADATA_FILE, SegmentSet
 
 from .conftest import demo_args
 
@@ -47,7 +48,7 @@ def power(x):
 
 def test_balanced_by_duration_snr_and_class(hard_demo):
     out, _ = hard_demo
-    segments = load_segment_set(out)
+    segments = SegmentSet.load(out)
     counts = Counter((s.duration_ms, s.snr_db, s.label) for s in segments)
     share = demo.CLIPS_PER_CLASS // len(demo_hard.SNR_DB)
     assert counts == {(d, snr, label): share for d in demo.DURATIONS_MS
