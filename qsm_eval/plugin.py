@@ -329,7 +329,7 @@ class QsmSession:
         terminalreporter.write(render_summary(self.results_frame(), self.verdicts, self.run_dir,
                                               width=terminalreporter._tw.fullwidth,
                                               color=terminalreporter.hasmarkup,
-                                              thresholds=self.settings["summary"] == "full"))
+                                              mode=self.settings["summary"]))
 
     def results_frame(self):
         """The rows as a DataFrame, converted once for the gates and the summary alike."""

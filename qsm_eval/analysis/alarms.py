@@ -1,12 +1,15 @@
 """Alarms: signs that a run's numbers describe a broken model or harness, not a detector.
 
-- below-chance balanced accuracy (worse than guessing: labels swapped, prompt misread);
+- below-chance balanced accuracy (worse than guessing: labels swapped, prompt misread), by an
+  exact one-sided binomial test, not the point estimate: a model at chance scores below 0.5
+  half the time;
 - one class always chosen (a constant answer can still score 50% or more);
 - every raw output identical (the model is not looking at the audio);
 - any case with zero audio tokens (the clip never reached the model).
 
-Each is checked for the whole run and per model and dataset; one class always chosen is also
-checked per duration, where a model that only ever says NONSPEECH on short clips hides.
+Harness errors are not answers and take no part. Each alarm is checked for the whole run and
+per model and dataset; one class always chosen is also checked per duration, where a model
+that only ever says NONSPEECH on short clips hides.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-from qsm_eval.analysis import metrics as point_metrics
-from qsm_eval.analysis.outcomes import outcomes
+from qsm_eval.analysis import binomial
+from qsm_eval.analysis import metrics as engine
+from qsm_eval.analysis.outcomes import answered, outcomes
 
 MIN_CASES_PER_DURATION = 10  # a constant answer on fewer cases is not evidence of anything
+BELOW_CHANCE_ALPHA = 0.01    # one-sided: a model at chance alarms at most 1% of the time
 
 
 @dataclass(frozen=True)
@@ -40,23 +45,41 @@ def _scopes(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def _both_classes(frame: pd.DataFrame) -> bool:
-    return frame["is_speech"].any() and (~frame["is_speech"]).any()
+    return bool(frame["is_speech"].any() and (~frame["is_speech"]).any())
+
+
+def below_chance_p(frame: pd.DataFrame) -> float:
+    """One-sided p-value of 'balanced accuracy below 0.5'. A model whose answers ignore the
+    class has balanced accuracy 0.5 with a variance at most that of a proportion over
+    n = 4 / (1/n_speech + 1/n_nonspeech) fair coin flips, whatever its bias; with repeated
+    sources, n counts sources instead of clips (clips of one recording answer alike)."""
+    totals = engine.count_columns(frame).sum(axis=0)
+    ba = float(engine.label_metrics(totals)["balanced_accuracy"])
+    speech = frame["is_speech"].to_numpy()
+    n_s, n_n = int(speech.sum()), int((~speech).sum())
+    if "source_id" in frame and frame["source_id"].notna().all() and frame["source_id"].duplicated().any():
+        n_s = frame.loc[speech, "source_id"].nunique()
+        n_n = frame.loc[~speech, "source_id"].nunique()
+    n = round(4.0 / (1.0 / n_s + 1.0 / n_n))
+    return binomial.cdf(round(ba * n), n, 0.5)
 
 
 def _below_chance(scope: str, frame: pd.DataFrame) -> list[Alarm]:
     if not _both_classes(frame):
         return []
-    ba = point_metrics.balanced_accuracy(frame)
-    if ba < 0.5:
+    p = below_chance_p(frame)
+    if p < BELOW_CHANCE_ALPHA:
+        ba = float(engine.label_metrics(engine.count_columns(frame).sum(axis=0))["balanced_accuracy"])
         return [Alarm("below_chance", scope, f"{scope}: balanced accuracy {ba:.3f} is below chance "
-                      f"(0.5) on {len(frame)} cases; are labels or the prompt's answer words swapped?")]
+                      f"(0.5) on {len(frame)} cases (binomial p = {p:.2g}); are labels or the prompt's "
+                      f"answer words swapped?")]
     return []
 
 
 def _one_class(scope: str, frame: pd.DataFrame) -> list[Alarm]:
     if not _both_classes(frame):
         return []
-    answers = frame["pred_label"].fillna("UNKNOWN").astype(str).str.upper()
+    answers = frame["pred_label"].fillna("UNKNOWN").astype(str)
     if answers.nunique() == 1:
         return [Alarm("one_class", scope, f"{scope}: every one of {len(frame)} answers is "
                       f"{answers.iloc[0]}, though both classes are present")]
@@ -81,13 +104,15 @@ def _zero_audio_tokens(frame: pd.DataFrame) -> list[Alarm]:
         return []
     durations = ", ".join(f"{d} ms: {n}" for d, n in zero.groupby("duration_ms").size().items())
     return [Alarm("zero_audio_tokens", "all", f"{len(zero)} case(s) reached the model with zero "
-                  f"audio tokens ({durations}); their answers say nothing about the audio; "
-                  f"set a padding policy for clips this short")]
+                  f"audio tokens ({durations}); their answers say nothing about the audio and are "
+                  f"left out of the duration thresholds; set a padding policy for clips this short")]
 
 
 def check_alarms(df: pd.DataFrame) -> list[Alarm]:
     """Every alarm a results frame raises, most general scope first."""
-    frame = outcomes(df)
+    frame = answered(outcomes(df))
+    if frame.empty:
+        return []
     alarms: list[Alarm] = []
     for scope, group in _scopes(frame):
         alarms += _below_chance(scope, group) + _one_class(scope, group) + _identical_outputs(scope, group)

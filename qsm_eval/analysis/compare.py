@@ -24,11 +24,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
-
-from qsm_eval.analysis import formatting, resampling
+from qsm_eval.analysis import binomial, formatting, resampling
 from qsm_eval.analysis.metrics import balanced_from_counts
-from qsm_eval.analysis.outcomes import outcomes
+from qsm_eval.analysis.outcomes import fit_rows, outcomes
 from qsm_eval.analysis.runs import Run, load_run, output_dir
 
 ALPHA = 0.05
@@ -93,10 +91,8 @@ def mcnemar_exact(correct_a, correct_b) -> dict:
     """Exact McNemar test: two-sided binomial test of the discordant pairs against 1/2."""
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
-    discordant = a_only + b_only
-    p = stats.binomtest(a_only, discordant, 0.5).pvalue if discordant else 1.0
     return {"a_only": a_only, "b_only": b_only, "both_right": int(np.sum(a & b)),
-            "both_wrong": int(np.sum(~a & ~b)), "p_value": float(p)}
+            "both_wrong": int(np.sum(~a & ~b)), "p_value": binomial.sign_test(a_only, b_only)}
 
 
 def holm(p_values) -> np.ndarray:
@@ -245,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         from qsm_eval.analysis.psychometric import fit_psychometric
 
         try:
-            fits = {r.name: fit_psychometric(r.df, n_boot=args.n_boot, seed=(r.name,)) for r in (a, b)}
+            fits = {r.name: fit_psychometric(fit_rows(r.df), n_boot=args.n_boot, seed=(r.name,)) for r in (a, b)}
             written += [p.name for p in plots.psychometric_plot(fits, out / "psychometric",
                                                                 title=f"{a.name} vs {b.name}")]
         except ValueError as exc:  # e.g. a single duration: no curve to draw

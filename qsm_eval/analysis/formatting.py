@@ -19,12 +19,17 @@ def interval(value: float, low: float, high: float, digits: int = 3) -> str:
     return f"{text} [{number(low, digits)}, {number(high, digits)}]"
 
 
-def duration(ms: float, tested: tuple[float, float] | None = None) -> str:
-    """A duration in ms; beyond the tested range it reads <20 or >1000 rather than a made-up value."""
-    if ms is None or math.isnan(ms):
+def _not_reached(ms) -> bool:
+    return ms is None or (isinstance(ms, float) and math.isinf(ms) and ms > 0)
+
+
+def duration(ms, tested: tuple[float, float] | None = None) -> str:
+    """A duration in ms; beyond the tested range it reads <20 or >1000 rather than a made-up
+    value; a duration that does not exist (None, infinity) is "not reached"."""
+    if _not_reached(ms):
+        return "not reached"
+    if math.isnan(ms):
         return "n/a"
-    if math.isinf(ms):
-        return "never"
     if tested is not None:
         if ms < tested[0]:
             return f"<{tested[0]:g}"
@@ -34,10 +39,33 @@ def duration(ms: float, tested: tuple[float, float] | None = None) -> str:
 
 
 def threshold(t, tested: tuple[float, float]) -> str:
-    """A Threshold as 'value [low, high] ms', marked '*' when the value itself is extrapolated."""
-    mark = "*" if t.flag else ""
-    return (f"{duration(t.duration_ms)}{mark} "
-            f"[{duration(t.ci_low, tested)}, {duration(t.ci_high, tested)}] ms")
+    """A Threshold as 'value [low, high] ms': '30 [21, 39] ms', '<20 [<20, 31] ms',
+    '>1000 [640, >1000] ms', or 'not reached' when the curve never gets there. An interval end
+    the bootstrap did not reach reads as beyond the tested range."""
+    if _not_reached(t.duration_ms):
+        return "not reached"
+    ends = [tested[1] * 2 if _not_reached(e) else e for e in (t.ci_low, t.ci_high)]
+    if any(math.isnan(e) for e in ends):
+        return f"{duration(t.duration_ms, tested)} ms"
+    return f"{duration(t.duration_ms, tested)} [{duration(ends[0], tested)}, {duration(ends[1], tested)}] ms"
+
+
+def fit_flags(fit) -> list[str]:
+    """What a reader must know before trusting a curve: its ``flags`` ("non-monotone", "lapse
+    at bound", "never reliable: ceiling 0.79"...)."""
+    return list(getattr(fit, "flags", None) or [])
+
+
+def threshold_flag(t) -> str:
+    """One threshold's own note: "DT75 not reached", "DT50 below tested range...: extrapolated"."""
+    if _not_reached(t.duration_ms):
+        return f"{t.name} not reached"
+    return f"{t.name} {t.flag}" if t.flag else ""
+
+
+def threshold_notes(fit, thresholds) -> str:
+    """The curve's flags, then those of ``thresholds``, as one line."""
+    return "; ".join(dict.fromkeys(filter(None, fit_flags(fit) + [threshold_flag(t) for t in thresholds])))
 
 
 def p_value(p: float) -> str:
@@ -54,41 +82,3 @@ def terminal_console():
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() else Console(width=140)
-
-
-# --- table rows shared by the report's terminal tables and its HTML page ----------------------
-
-THRESHOLD_NOTES = ("lapse", "slope", "fit p", "notes")   # the columns after curve and the levels
-DPRIME_HEADERS = ("duration", "hit rate", "false-alarm rate", "d'", "criterion c")
-
-
-def metric_rows(group, candidates, label) -> tuple[list[str], list[list[str]]]:
-    """The rows of one grouping of a metrics table (intervals.metrics_table, one ``by``):
-    the metrics among ``candidates`` that have a value, and per group ``label(key)``, n and
-    'value [low, high]' of each of them."""
-    shown = [m for m in candidates if group.loc[group["metric"] == m, "value"].notna().any()]
-    rows = []
-    for key, sub in group.groupby("group", sort=False):
-        by_metric = sub.set_index("metric")
-        rows.append([label(key), str(int(by_metric.loc["accuracy", "n"]))]
-                    + [interval(*by_metric.loc[m, ["value", "low", "high"]]) for m in shown])
-    return shown, rows
-
-
-def threshold_rows(fits: dict, problems: dict[str, str], levels) -> list[list[str]]:
-    """Per curve: the thresholds at ``levels``, then THRESHOLD_NOTES; curves that could not
-    be fitted say why."""
-    rows = []
-    for label, fit in fits.items():
-        notes = "; ".join(sorted({f"{t.name} {t.flag}" for t in fit.thresholds.values() if t.flag}))
-        rows.append([label, *(threshold(fit.thresholds[n], fit.tested_range) for n in levels),
-                     f"{fit.curve.lapse:.3f}", f"{fit.curve.slope:.2f}", p_value(fit.deviance_p), notes])
-    rows += [[label, *(["n/a"] * len(levels)), "", "", "", problem] for label, problem in problems.items()]
-    return rows
-
-
-def dprime_rows(dprime) -> list[list[str]]:
-    """The rows of psychometric.dprime_table under DPRIME_HEADERS."""
-    return [[f"{r.duration_ms} ms", number(r.hit_rate), number(r.false_alarm_rate),
-             interval(r.dprime, r.dprime_low, r.dprime_high, 2), number(r.criterion, 2)]
-            for r in dprime.itertuples()]

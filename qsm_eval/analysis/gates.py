@@ -6,7 +6,10 @@
     dt75_ms<=60
 
 A subset with fewer than ``min_n`` cases (default 1) fails rather than passing on no
-evidence; so does a metric that cannot be computed (NaN).
+evidence; so does a metric that cannot be computed (NaN). A duration threshold gate
+(dt50_ms, dt75_ms) fails when the threshold is "not reached" or its curve is flagged
+("non-monotone", a parameter at a bound...), with the flag in its message: a falling curve's
+DT50 of 0.14 ms must not pass ``dt50_ms<=20``.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from qsm_eval.analysis.metrics import METRICS
+from qsm_eval.analysis.metrics import METRICS, THRESHOLD_METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -62,9 +65,9 @@ class Gate:
                 f"gate {expression!r} is not of the form metric[key=value,...]>=bound "
                 "(operators >=, <=, >, <, ==)")
         metric = match["metric"]
-        if metric not in METRICS:
+        if metric not in METRICS and metric not in THRESHOLD_METRICS:
             raise GateError(f"gate {expression!r}: unknown metric {metric!r}; "
-                            f"known: {', '.join(sorted(METRICS))}")
+                            f"known: {', '.join(sorted({**METRICS, **THRESHOLD_METRICS}))}")
         subset, min_n = [], 1
         for part in filter(None, (p.strip() for p in (match["subset"] or "").split(","))):
             key, sep, value = part.partition("=")
@@ -119,6 +122,26 @@ class GateVerdict:
         return asdict(self)
 
 
+def threshold_value(df: pd.DataFrame, name: str) -> tuple[float | None, str]:
+    """A duration threshold's point value (ms) for a gate, and what stops a gate from trusting
+    it ("" when nothing): "not reached", the curve's flags, or why there is no curve."""
+    from qsm_eval.analysis import formatting
+    from qsm_eval.analysis.outcomes import fit_rows
+    from qsm_eval.analysis.psychometric import fit_psychometric
+
+    try:
+        fit = fit_psychometric(fit_rows(df), levels=(name,), n_boot=0)
+    except ValueError as exc:
+        return None, f"no curve: {exc}"
+    t = fit.thresholds[name]
+    value = t.duration_ms
+    blocking = formatting.fit_flags(fit)
+    if value is None or math.isinf(value) or math.isnan(value):
+        blocking.append(f"{name} not reached" if value is None or math.isinf(value) else f"{name} not estimable")
+        value = None
+    return value, "; ".join(blocking)
+
+
 def evaluate_gate(gate: Gate, df: pd.DataFrame) -> GateVerdict:
     subset = gate.select(df)
     n = len(subset)
@@ -126,7 +149,13 @@ def evaluate_gate(gate: Gate, df: pd.DataFrame) -> GateVerdict:
         return GateVerdict(gate.expression, False, None, n,
                            f"FAILED {gate.expression}: only {n} case(s) in the subset, "
                            f"need at least {gate.min_n}")
-    value = METRICS[gate.metric](subset)
+    if gate.metric in THRESHOLD_METRICS:
+        value, blocking = threshold_value(subset, THRESHOLD_METRICS[gate.metric])
+        if blocking:
+            return GateVerdict(gate.expression, False, value, n,
+                               f"FAILED {gate.expression}: {blocking} (n={n})")
+    else:
+        value = METRICS[gate.metric](subset)
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return GateVerdict(gate.expression, False, None, n,
                            f"FAILED {gate.expression}: {gate.metric} cannot be computed "

@@ -7,7 +7,7 @@ import re
 from html import escape
 from pathlib import Path
 
-from qsm_eval.analysis import formatting
+from qsm_eval.analysis import tables
 from qsm_eval.analysis.overview import Overview
 
 _STYLE = """
@@ -21,33 +21,30 @@ th:first-child, td:first-child { text-align: left; }
 figure { display: inline-block; margin: 0 1em 1em 0; }
 figure svg { max-width: 36em; height: auto; }
 """
-_HEADLINE = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "unknown_rate",
-             "roc_auc", "brier", "ece")
+_HEADLINE = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1", "unknown_rate",
+             "error_rate", "roc_auc", "brier", "ece")
 
 
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(table: tables.TextTable, heading: str = "h3") -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in table.headers)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    title = f"<{heading}>{escape(table.title)}</{heading}>" if table.title else ""
+    return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _metrics_section(overview: Overview) -> str:
-    parts = []
-    for by, group in overview.metrics.groupby("by", sort=False):
-        shown, rows = formatting.metric_rows(group, _HEADLINE, str)
-        title = "Overall" if by == "all" else f"By {by}"
-        parts.append(f"<h3>{escape(title)}</h3>" + _table([by if by != "all" else "", "n", *shown], rows))
-    return "".join(parts)
+    return "".join(_table(t) for t in tables.metric_tables(
+        overview.metrics, _HEADLINE, lambda by: "Overall" if by == "all" else f"By {by}"))
 
 
 def _threshold_section(overview: Overview) -> str:
-    levels = list(overview.settings.levels)
-    return _table(["curve", *levels, *formatting.THRESHOLD_NOTES],
-                  formatting.threshold_rows(overview.fits, overview.fit_problems, levels))
+    return _table(tables.threshold_table(overview.fits, overview.fit_problems, overview.settings.levels, ""))
 
 
 def _dprime_section(overview: Overview) -> str:
-    return _table(list(formatting.DPRIME_HEADERS), formatting.dprime_rows(overview.dprime))
+    if overview.dprime.empty:
+        return "<p>Not computed.</p>"
+    return _table(tables.dprime_table(overview.dprime, ""))
 
 
 def _inline_svg(path: Path) -> str:
@@ -59,6 +56,8 @@ def _inline_svg(path: Path) -> str:
 def render(overview: Overview, figures: dict[str, list[Path]]) -> str:
     """The page as a string; ``figures`` maps a plot name to the files plots.py wrote."""
     s = overview.settings
+    bounds = s.lapse_bounds or next((f.lapse_bounds for f in overview.fits.values()), None)
+    lapse = f", lapse within [{bounds[0]:g}, {bounds[1]:g}]" if bounds is not None else ""
     alarms = "".join(f'<p class="alarm">ALARM: {escape(a.message)}</p>' for a in overview.alarms) \
         or "<p>No alarms.</p>"
     svgs = "".join(f"<figure>{_inline_svg(p)}<figcaption>{escape(name)}</figcaption></figure>"
@@ -68,13 +67,16 @@ def render(overview: Overview, figures: dict[str, list[Path]]) -> str:
 <style>{_STYLE}</style></head><body>
 <h1>qsm-eval report: {escape(overview.name)}</h1>
 <p class="note">Intervals: {s.confidence:.0%}; Wilson for proportions when every source appears once,
-otherwise a bootstrap resampling whole sources ({s.n_boot} replicates). Psychometric fit: {escape(s.core)}
-core, guess rate 0.5, lapse within [{s.lapse_bounds[0]:g}, {s.lapse_bounds[1]:g}]. UNKNOWN answers count as wrong.</p>
+otherwise a bootstrap resampling whole sources ({s.n_boot} replicates), never narrower than a Wilson
+interval on the effective sample size. Psychometric fit: {escape(s.core)} core, guess rate 0.5{lapse}.
+UNKNOWN answers count as wrong. Harness errors ({overview.harness_errors} of {overview.cases} cases) are not
+model answers: they are counted in the error rate and left out of every other metric and of the curves.</p>
 <h2>Alarms</h2>{alarms}
 <h2>Duration thresholds</h2>{_threshold_section(overview)}
-<p class="note">* the point value lies outside the tested durations (extrapolated); interval ends beyond
-them are shown as &lt;min or &gt;max. Fit p: deviance goodness-of-fit test treating clips as independent;
-a small value says the curve misses the points (or that clips of one source answer alike).</p>
+<p class="note">A value outside the tested durations (extrapolated) and interval ends beyond them are
+shown as &lt;min or &gt;max; a threshold the curve never reaches is "not reached"; a curve whose data fall
+with duration is flagged "non-monotone", and a gate on a flagged threshold fails. Fit p: deviance
+goodness-of-fit test treating clips as independent; a small value says the curve misses the points (or that clips of one source answer alike).</p>
 <h2>Plots</h2>{svgs or '<p>No plots were drawn.</p>'}
 <h2>Metrics</h2>{_metrics_section(overview)}
 <h2>Hits, false alarms and d'</h2>{_dprime_section(overview)}

@@ -1,105 +1,45 @@
-"""Point metrics over result rows, and the summary table grouped by dataset or duration.
+"""The one metric engine: every metric of qsm-eval is a function of summed counts.
 
-Every metric takes a results frame (the columns of results.SCHEMA) and returns a float.
-UNKNOWN answers and harness errors count as wrong: a model that does not answer has not
-detected anything. ``METRICS`` is the registry gates look names up in.
+Each result row contributes a row of counts (``COUNTS``: is it an answer, is it right, is it a
+SPEECH clip, did the model say SPEECH...). A group's metrics are computed from the column
+sums; a bootstrap replicate's from weighted sums of per-source counts (resampling.py), with the
+same function, so a point value and its interval can never disagree on a definition. The
+probability metrics (ROC-AUC, Brier, ECE) work the same way on per-source sums of scores.
+
+Definitions (the tests check them against scikit-learn):
+- harness errors are not answers: they are counted in ``error_rate`` (over every row) and left
+  out of every other metric;
+- UNKNOWN answers count as wrong, and as "did not say SPEECH";
+- a metric whose denominator is empty is undefined (NaN), never a misleading 0: precision with
+  no SPEECH answer, recall and F1 with no SPEECH clip, specificity with no NONSPEECH clip;
+- balanced accuracy is the mean recall over the classes present.
+
+``METRICS`` is the registry gates look names up in. Nothing here imports scipy or scikit-learn:
+the pytest plugin loads this module (through the gates) in every pytest process.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
+from qsm_eval.analysis.outcomes import outcomes
+
 if TYPE_CHECKING:
     import pandas as pd
 
-# scikit-learn is imported where it is used: the pytest plugin loads this module (through
-# the gates) in every pytest process, and sklearn alone costs seconds to import.
-
-POSITIVE = "SPEECH"
-
-
-def _labels(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return df["true_label"].to_numpy(dtype=object), df["pred_label"].fillna("UNKNOWN").to_numpy(dtype=object)
-
-
-def accuracy(df: pd.DataFrame) -> float:
-    if df.empty:
-        return float("nan")
-    y_true, y_pred = _labels(df)
-    return float(np.mean(y_true == y_pred))
-
-
-def balanced_accuracy(df: pd.DataFrame) -> float:
-    """Mean recall over the true classes present; UNKNOWN counts as a miss for either class."""
-    if df.empty:
-        return float("nan")
-    from sklearn.metrics import balanced_accuracy_score
-
-    y_true, y_pred = _labels(df)
-    with warnings.catch_warnings():
-        # sklearn warns that UNKNOWN is a predicted class absent from y_true: that is expected.
-        warnings.simplefilter("ignore")
-        return float(balanced_accuracy_score(y_true, y_pred))
-
-
-def _prf(df: pd.DataFrame) -> tuple[float, float, float]:
-    """Precision, recall and F1 of SPEECH; NaN where undefined (no SPEECH answer for
-    precision, no SPEECH clip for recall, neither for F1), never a misleading 0."""
-    if df.empty:
-        return float("nan"), float("nan"), float("nan")
-    from sklearn.metrics import precision_recall_fscore_support
-
-    y_true, y_pred = _labels(df)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn warns on each undefined value: NaN says it
-        precision, recall, f1, _ = precision_recall_fscore_support(
-            y_true, y_pred, labels=[POSITIVE], average=None, zero_division=np.nan)
-    return float(precision[0]), float(recall[0]), float(f1[0])
-
-
-def precision(df: pd.DataFrame) -> float:
-    return _prf(df)[0]
-
-
-def recall(df: pd.DataFrame) -> float:
-    return _prf(df)[1]
-
-
-def f1(df: pd.DataFrame) -> float:
-    return _prf(df)[2]
-
-
-def specificity(df: pd.DataFrame) -> float:
-    """Recall of NONSPEECH: the share of non-speech clips the model rejected."""
-    negatives = df[df["true_label"] != POSITIVE]
-    return accuracy(negatives) if len(negatives) else float("nan")
-
-
-def unknown_rate(df: pd.DataFrame) -> float:
-    if df.empty:
-        return float("nan")
-    return float((df["pred_label"].fillna("UNKNOWN") == "UNKNOWN").mean())
-
-
-def error_rate(df: pd.DataFrame) -> float:
-    if df.empty:
-        return float("nan")
-    return float(df["error"].notna().mean()) if "error" in df else 0.0
-
-
-def median_latency_ms(df: pd.DataFrame) -> float:
-    latency = df["latency_ms"].dropna()
-    return float(latency.median()) if len(latency) else float("nan")
-
-
-def segments_per_s(df: pd.DataFrame) -> float:
-    """Throughput of the model: cases over the summed model time (cache hits excluded)."""
-    timed = df[~df["cache_hit"].fillna(False).astype(bool)] if "cache_hit" in df else df
-    total_ms = timed["latency_ms"].dropna().sum()
-    return float(len(timed) / (total_ms / 1000.0)) if total_ms > 0 else float("nan")
+# The per-row count columns, in order.
+COUNTS = ("rows", "errors", "n", "correct", "unknown", "n_speech", "n_nonspeech", "tp", "fp", "tn")
+LABEL_METRICS = ("accuracy", "balanced_accuracy", "precision", "recall", "specificity", "f1",
+                 "unknown_rate", "error_rate")
+PROBABILITY_METRICS = ("roc_auc", "brier", "ece")
+# Proportions: (numerator, denominator) count columns, for Wilson intervals.
+PROPORTIONS = {"accuracy": ("correct", "n"), "precision": ("tp", "says_speech"),
+               "recall": ("tp", "n_speech"), "specificity": ("tn", "n_nonspeech"),
+               "unknown_rate": ("unknown", "n"), "error_rate": ("errors", "rows")}
+ECE_BINS = 10
+_I = {name: i for i, name in enumerate(COUNTS)}
 
 
 def ratio(num, den) -> np.ndarray:
@@ -109,56 +49,171 @@ def ratio(num, den) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
+def count_columns(frame: pd.DataFrame) -> np.ndarray:
+    """(rows, len(COUNTS)) counts of each row of an ``outcomes`` frame."""
+    error = frame["harness_error"].to_numpy(dtype=bool)
+    answer = ~error
+    speech, yes = frame["is_speech"].to_numpy(dtype=bool), frame["says_speech"].to_numpy(dtype=bool)
+    correct = frame["correct"].to_numpy(dtype=bool)
+    return np.column_stack([np.ones(len(frame), dtype=bool), error, answer, correct,
+                            frame["unknown"].to_numpy(dtype=bool), speech & answer, ~speech & answer,
+                            speech & yes, ~speech & yes, ~speech & correct]).astype(float)
+
+
+def count_of(c: np.ndarray, name: str) -> np.ndarray:
+    """One count column of summed counts (``says_speech`` is tp + fp)."""
+    if name == "says_speech":
+        return c[..., _I["tp"]] + c[..., _I["fp"]]
+    return c[..., _I[name]]
+
+
 def balanced_from_counts(speech_right, n_speech, nonspeech_right, n_nonspeech) -> np.ndarray:
-    """Balanced accuracy from per-class counts, elementwise (e.g. one value per bootstrap
-    replicate): the mean recall over the classes present, as ``balanced_accuracy`` gives it."""
+    """Mean recall over the classes present, elementwise (one value per replicate)."""
     recalls = np.stack([ratio(speech_right, n_speech), ratio(nonspeech_right, n_nonspeech)])
     return ratio(np.nansum(recalls, axis=0), (~np.isnan(recalls)).sum(axis=0))
 
 
-def count(df: pd.DataFrame) -> float:
-    return float(len(df))
+def label_metrics(c: np.ndarray) -> dict[str, np.ndarray]:
+    """Every label metric from summed counts: ``c`` is (len(COUNTS),) or (replicates, len(COUNTS))."""
+    rows, errors, n, correct, unknown, n_s, n_n, tp, fp, tn = np.moveaxis(np.asarray(c, dtype=float), -1, 0)
+    fn = n_s - tp
+    recall = ratio(tp, n_s)
+    return {
+        "accuracy": ratio(correct, n),
+        "balanced_accuracy": balanced_from_counts(tp, n_s, tn, n_n),
+        "precision": ratio(tp, tp + fp),
+        "recall": recall,
+        "specificity": ratio(tn, n_n),
+        # Undefined where recall is: with no SPEECH clip, F1 would only restate the false alarms.
+        "f1": np.where(np.isnan(recall), np.nan, ratio(2 * tp, 2 * tp + fp + fn)),
+        "unknown_rate": ratio(unknown, n),
+        "error_rate": ratio(errors, rows),
+    }
 
 
-def _duration_threshold(name: str) -> Callable[[pd.DataFrame], float]:
-    """A psychometric threshold (ms) as a metric; scipy loads only when a gate asks for it."""
+def totals(df: pd.DataFrame) -> np.ndarray:
+    """The summed counts (COUNTS order) of a results frame."""
+    return count_columns(outcomes(df)).sum(axis=0)
+
+
+# --- probability metrics from per-cluster sums of scores ---------------------------------------
+
+def scored_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Answers with a probability of SPEECH (harness errors and rows without p_speech left out)."""
+    if "p_speech" not in frame:
+        return frame.iloc[0:0]
+    return frame[frame["p_speech"].notna().to_numpy() & ~frame["harness_error"].to_numpy(dtype=bool)]
+
+
+def _ece_bins(p: np.ndarray) -> np.ndarray:
+    return np.minimum((np.asarray(p) * ECE_BINS).astype(int), ECE_BINS - 1)
+
+
+def _auc(weights: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
+    """ROC-AUC (Mann-Whitney, ties count half) per replicate: pos/neg are (clusters x distinct
+    scores) counts with scores ascending."""
+    out = []
+    for chunk in np.array_split(weights, max(1, len(weights) // 100)):
+        wp, wn = chunk @ pos, chunk @ neg
+        below = np.cumsum(wn, axis=1) - wn
+        pairs = wp.sum(axis=1) * wn.sum(axis=1)
+        out.append(ratio(np.sum(wp * (below + 0.5 * wn), axis=1), pairs))
+    return np.concatenate(out) if out else np.array([])
+
+
+def probability_metrics(scored: pd.DataFrame, row_cluster: np.ndarray, weights: np.ndarray,
+                        ) -> dict[str, np.ndarray]:
+    """ROC-AUC, Brier score and expected calibration error (10 equal-width bins, weighted by
+    count) of p_speech as P(SPEECH), one value per row of ``weights`` (replicates x clusters;
+    ``row_cluster`` maps each scored row to its cluster). Unit weights give the point values."""
+    n_clusters = weights.shape[1]
+    p = scored["p_speech"].clip(0, 1).to_numpy(dtype=float)
+    y = scored["is_speech"].to_numpy(dtype=float)
+
+    def sums(values):
+        out = np.zeros((n_clusters,) + values.shape[1:])
+        np.add.at(out, row_cluster, values)
+        return out
+
+    w_n = weights @ sums(np.ones(len(p)))
+    squared = weights @ sums((p - y) ** 2)
+    gaps = weights @ sums(np.eye(ECE_BINS)[_ece_bins(p)] * (y - p)[:, None])
+    scores, score_index = np.unique(p, return_inverse=True)
+    pos = np.zeros((n_clusters, len(scores)))
+    neg = np.zeros_like(pos)
+    np.add.at(pos, (row_cluster, score_index), y)
+    np.add.at(neg, (row_cluster, score_index), 1 - y)
+    return {"roc_auc": _auc(weights, pos, neg), "brier": ratio(squared, w_n),
+            "ece": ratio(np.abs(gaps).sum(axis=1), w_n)}
+
+
+def probability_points(df: pd.DataFrame) -> dict[str, float]:
+    """The probability metrics of a results frame (NaN without p_speech; AUC needs both classes)."""
+    scored = scored_rows(outcomes(df))
+    if scored.empty:
+        return dict.fromkeys(PROBABILITY_METRICS, float("nan"))
+    values = probability_metrics(scored, np.arange(len(scored)), np.ones((1, len(scored))))
+    return {name: float(v[0]) for name, v in values.items()}
+
+
+def roc_points(is_speech, p_speech) -> tuple[np.ndarray, np.ndarray]:
+    """(false-alarm rate, hit rate) at every distinct score as threshold, from (0, 0) to (1, 1)."""
+    y = np.asarray(is_speech, dtype=float)
+    scores, index = np.unique(np.asarray(p_speech, dtype=float), return_inverse=True)
+    pos = np.bincount(index, weights=y, minlength=len(scores))[::-1]   # descending thresholds
+    neg = np.bincount(index, weights=1 - y, minlength=len(scores))[::-1]
+    tpr = np.concatenate([[0.0], np.cumsum(pos)]) / max(y.sum(), 1)
+    fpr = np.concatenate([[0.0], np.cumsum(neg)]) / max((1 - y).sum(), 1)
+    return fpr, tpr
+
+
+# --- what is not a count: time ------------------------------------------------------------------
+
+def median_latency_ms(df: pd.DataFrame) -> float:
+    latency = df["latency_ms"].dropna() if "latency_ms" in df else []
+    return float(latency.median()) if len(latency) else float("nan")
+
+
+def segments_per_s(df: pd.DataFrame) -> float:
+    """Throughput of the model: cases over the summed model time (cache hits excluded)."""
+    if "latency_ms" not in df:
+        return float("nan")
+    timed = df[~df["cache_hit"].fillna(False).astype(bool)] if "cache_hit" in df else df
+    total_ms = timed["latency_ms"].dropna().sum()
+    return float(len(timed) / (total_ms / 1000.0)) if total_ms > 0 else float("nan")
+
+
+TIME_METRICS = {"median_latency_ms": median_latency_ms, "segments_per_s": segments_per_s}
+
+
+# --- the registry gates read ------------------------------------------------------------------
+
+def _label_metric(name: str) -> Callable[[pd.DataFrame], float]:
     def metric(df: pd.DataFrame) -> float:
-        from qsm_eval.analysis.psychometric import threshold_ms
+        return float(label_metrics(totals(df))[name]) if len(df) else float("nan")
 
-        return threshold_ms(df, name)
-
-    metric.__name__ = f"{name.lower()}_ms"
+    metric.__name__ = name
     return metric
+
+
+def _probability_metric(name: str) -> Callable[[pd.DataFrame], float]:
+    def metric(df: pd.DataFrame) -> float:
+        return probability_points(df)[name] if len(df) else float("nan")
+
+    metric.__name__ = name
+    return metric
+
+
+def count(df: pd.DataFrame) -> float:
+    """Cases, harness errors included."""
+    return float(len(df))
 
 
 METRICS: dict[str, Callable[[pd.DataFrame], float]] = {
     "n": count,
-    "accuracy": accuracy,
-    "balanced_accuracy": balanced_accuracy,
-    "precision": precision,
-    "recall": recall,
-    "f1": f1,
-    "specificity": specificity,
-    "unknown_rate": unknown_rate,
-    "error_rate": error_rate,
-    "median_latency_ms": median_latency_ms,
-    "segments_per_s": segments_per_s,
-    "dt50_ms": _duration_threshold("DT50"),   # duration halfway from guess to ceiling
-    "dt75_ms": _duration_threshold("DT75"),   # duration where proportion correct reaches 0.75
+    **{name: _label_metric(name) for name in LABEL_METRICS},
+    **{name: _probability_metric(name) for name in PROBABILITY_METRICS},
+    **TIME_METRICS,
 }
-SUMMARY_METRICS = ("n", "accuracy", "balanced_accuracy", "precision", "recall", "f1",
-                   "unknown_rate", "median_latency_ms", "segments_per_s")
-
-
-def summarize(df: pd.DataFrame, by: str | None = None,
-              metrics: tuple[str, ...] = SUMMARY_METRICS) -> pd.DataFrame:
-    """One row of metrics overall (by=None) or per value of the column ``by``."""
-    import pandas as pd
-
-    groups = [("all", df)] if by is None else list(df.groupby(by, sort=True, dropna=False))
-    rows = []
-    for key, group in groups:
-        row = {"group": key}
-        row.update({name: METRICS[name](group) for name in metrics})
-        rows.append(row)
-    return pd.DataFrame(rows)
+# Duration thresholds are gate metrics too, evaluated by gates.py on a psychometric fit.
+THRESHOLD_METRICS = {"dt50_ms": "DT50", "dt75_ms": "DT75"}

@@ -13,10 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.metrics import roc_curve  # noqa: E402
-
 from qsm_eval.analysis.intervals import wilson  # noqa: E402
-from qsm_eval.analysis.outcomes import outcomes  # noqa: E402
+from qsm_eval.analysis.metrics import roc_points, scored_rows  # noqa: E402
+from qsm_eval.analysis.outcomes import fit_rows, outcomes  # noqa: E402
 from qsm_eval.analysis.psychometric import PsychometricFit, rate_counts, rate_curves  # noqa: E402
 
 FORMATS = ("png", "svg")
@@ -98,8 +97,9 @@ def rate_plot(frames: dict[str, pd.DataFrame], stem: Path, title: str = "") -> l
     all_durations = []
     for i, (label, df) in enumerate(frames.items()):
         color = f"C{i}"
-        curves = rate_curves(df)
-        for kind, counts in rate_counts(df).items():
+        rows = fit_rows(df)
+        curves = rate_curves(rows)
+        for kind, counts in rate_counts(rows).items():
             d = counts.index.to_numpy(dtype=float)
             all_durations += list(d)
             p = (counts["sum"] / counts["count"]).to_numpy()
@@ -121,16 +121,14 @@ def roc_plot(frames: dict[str, pd.DataFrame], stem: Path, title: str = "") -> li
     """ROC curves from p_speech; writes nothing (returns []) when no frame has p_speech."""
     scored = {}
     for label, df in frames.items():
-        if "p_speech" in df:
-            frame = outcomes(df)
-            frame = frame[frame["p_speech"].notna()]
-            if frame["is_speech"].nunique() == 2:
-                scored[label] = frame
+        frame = scored_rows(outcomes(df))
+        if frame["is_speech"].nunique() == 2:
+            scored[label] = frame
     if not scored:
         return []
     fig, ax = plt.subplots(figsize=(5, 5))
     for i, (label, frame) in enumerate(scored.items()):
-        fpr, tpr, _ = roc_curve(frame["is_speech"], frame["p_speech"])
+        fpr, tpr = roc_points(frame["is_speech"], frame["p_speech"])
         ax.plot(fpr, tpr, color=f"C{i}", lw=1.5, label=label)
     ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=1)
     ax.set_xlabel("false-alarm rate")

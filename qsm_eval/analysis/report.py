@@ -17,18 +17,15 @@ import argparse
 import json
 import math
 import sys
-from functools import partial
 from pathlib import Path
 
-from qsm_eval.analysis import formatting, html, plots, resampling
+from qsm_eval.analysis import formatting, html, plots, resampling, tables
 from qsm_eval.analysis.overview import Overview, Settings, analyse, thresholds_frame
 from qsm_eval.analysis.psychometric import CORES, DEFAULT_LAPSE_BOUNDS, DEFAULT_LEVELS, level_of
 from qsm_eval.analysis.runs import load_run, output_dir
 
 MAX_TERMINAL_GROUPS = 16   # longer groupings (e.g. every condition) go to the files only
-HEADLINE = ("accuracy", "balanced_accuracy", "recall", "f1", "unknown_rate", "roc_auc")
-_SHORT = {"accuracy": "acc", "balanced_accuracy": "bal acc", "precision": "prec", "recall": "recall",
-          "f1": "F1", "unknown_rate": "unknown", "roc_auc": "AUC", "brier": "Brier", "ece": "ECE"}
+HEADLINE = ("accuracy", "balanced_accuracy", "recall", "f1", "unknown_rate", "error_rate", "roc_auc")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="psychometric core (default logistic)")
     parser.add_argument("--levels", default=",".join(DEFAULT_LEVELS),
                         help="thresholds to report, e.g. DT50,DT75,DT90 (default DT50,DT75)")
-    parser.add_argument("--max-lapse", type=float, default=DEFAULT_LAPSE_BOUNDS[1],
+    parser.add_argument("--max-lapse", type=float, default=None,
                         help=f"upper bound of the lapse rate (default {DEFAULT_LAPSE_BOUNDS[1]})")
     parser.add_argument("--n-boot", type=int, default=resampling.DEFAULT_N_BOOT,
                         help=f"bootstrap replicates (default {resampling.DEFAULT_N_BOOT})")
@@ -53,68 +50,30 @@ def settings_from(args: argparse.Namespace) -> Settings:
         level = level_of(name)  # a clear error for DT40, DT100, DTx...
         levels.append("DT50" if level is None else f"DT{level * 100:g}")  # "75" -> "DT75"
     levels = tuple(dict.fromkeys(levels))
-    if not 0 <= args.max_lapse < 0.5:
+    if args.max_lapse is not None and not 0 <= args.max_lapse < 0.5:
         raise ValueError(f"--max-lapse {args.max_lapse}: must lie in [0, 0.5), the gap between guess and 1")
     if not 0 < args.confidence < 1:
         raise ValueError(f"--confidence {args.confidence}: must lie between 0 and 1")
-    return Settings(args.core, levels, (0.0, args.max_lapse), args.n_boot, args.confidence)
+    bounds = None if args.max_lapse is None else (0.0, args.max_lapse)
+    return Settings(args.core, levels, bounds, args.n_boot, args.confidence)
 
 
 # --- terminal tables ----------------------------------------------------------------------------
 
-def _group_label(by: str, key) -> str:
-    if by == "all":
-        return ""
-    return f"{key} ms" if by == "duration_ms" else str(key)
-
-
-def metric_tables(overview: Overview) -> list:
-    from rich.table import Table
-
-    tables = []
-    for by, group in overview.metrics.groupby("by", sort=False):
-        if group["group"].nunique() > MAX_TERMINAL_GROUPS:
-            tables.append(f"[dim]{overview.name}: {group['group'].nunique()} {by} groups: "
-                          f"see metrics.csv and report.html[/dim]")
-            continue
-        header = {"all": "", "duration_ms": "duration"}.get(by, by)
-        shown, rows = formatting.metric_rows(group, HEADLINE, partial(_group_label, by))
-        table = Table(title=f"{overview.name}: {'overall' if by == 'all' else 'by ' + header} "
-                            f"({overview.settings.confidence:.0%} intervals)", title_justify="left")
-        table.add_column(header)
-        table.add_column("n", justify="right")
-        for m in shown:
-            table.add_column(_SHORT[m], justify="right")
-        for row in rows:
-            table.add_row(*row)
-        tables.append(table)
-    return tables
-
-
-def threshold_table(overview: Overview):
-    from rich.table import Table
-
-    table = Table(title=f"{overview.name}: duration thresholds ({overview.settings.core} fit, "
-                        f"{overview.settings.confidence:.0%} source-bootstrap CI; * extrapolated; fit p: "
-                        f"deviance test, small = the curve misses the points)",
-                  title_justify="left")
-    table.add_column("curve")
-    for name in (*overview.settings.levels, *formatting.THRESHOLD_NOTES):
-        table.add_column(name, justify="left" if name == "notes" else "right")
-    for row in formatting.threshold_rows(overview.fits, overview.fit_problems, overview.settings.levels):
-        table.add_row(*row)
-    return table
-
-
-def dprime_rich_table(overview: Overview):
-    from rich.table import Table
-
-    table = Table(title=f"{overview.name}: hits, false alarms and d' per duration", title_justify="left")
-    for col in formatting.DPRIME_HEADERS:
-        table.add_column(col, justify="right")
-    for row in formatting.dprime_rows(overview.dprime):
-        table.add_row(*row)
-    return table
+def terminal_tables(overview: Overview) -> list:
+    """The report's tables (TextTable, or a line for a grouping too long for a terminal)."""
+    conf = f"{overview.settings.confidence:.0%}"
+    out = tables.metric_tables(
+        overview.metrics, HEADLINE,
+        lambda by: f"{overview.name}: {'overall' if by == 'all' else 'by ' + by} ({conf} intervals)",
+        max_groups=MAX_TERMINAL_GROUPS)
+    out.append(tables.threshold_table(
+        overview.fits, overview.fit_problems, overview.settings.levels,
+        f"{overview.name}: duration thresholds ({overview.settings.core} fit, {conf} source-bootstrap CI; "
+        f"fit p: deviance test, small = the curve misses the points)"))
+    if not overview.dprime.empty:
+        out.append(tables.dprime_table(overview.dprime, f"{overview.name}: hits, false alarms and d' per duration"))
+    return out
 
 
 # --- files ----------------------------------------------------------------------------------------
@@ -152,13 +111,15 @@ def write_files(overview: Overview, out: Path, source: Path, plot: bool = True) 
     report = {
         "run": str(source), "name": overview.name,
         "settings": {"core": overview.settings.core, "levels": list(overview.settings.levels),
-                     "lapse_bounds": list(overview.settings.lapse_bounds),
+                     "lapse_bounds": (list(overview.settings.lapse_bounds)
+                                      if overview.settings.lapse_bounds is not None else "fit default"),
                      "n_boot": overview.settings.n_boot, "confidence": overview.settings.confidence},
         "metrics": overview.metrics.to_dict("records"),
         "psychometric": {label: fit.to_dict() for label, fit in overview.fits.items()},
         "psychometric_problems": overview.fit_problems,
         "dprime": overview.dprime.to_dict("records"),
         "alarms": [a.to_dict() for a in overview.alarms],
+        "cases": overview.cases, "harness_errors": overview.harness_errors,
     }
     (out / "report.json").write_text(json.dumps(_clean(report), indent=2) + "\n", encoding="utf-8")
     written.append(out / "report.json")
@@ -191,10 +152,10 @@ def run(args: argparse.Namespace) -> int:
             status = 2
             continue
         console.rule(f"{run_.name}  ({run_.path})")
-        for table in metric_tables(overview):
-            console.print(table)
-        console.print(threshold_table(overview))
-        console.print(dprime_rich_table(overview))
+        console.print(f"cases: {overview.cases}   harness errors: {overview.harness_errors} "
+                      f"(not model answers: counted in error_rate, left out of every other metric)")
+        for table in terminal_tables(overview):
+            console.print(tables.to_rich(table))
         for alarm in overview.alarms:
             console.print(f"[bold yellow]ALARM[/bold yellow] {alarm.message}")
         written = write_files(overview, out, run_.path, plot=not args.no_plots)

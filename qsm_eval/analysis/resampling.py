@@ -49,23 +49,50 @@ class Clusters:
         return out[:, 0] if flat else out
 
 
+# What identifies a row's content, for the canonical order (the first columns present decide,
+# the answer columns break ties between rows that share an identity).
+IDENTITY = ("set_sha256", "segment_set", "segment_id", "case_id", "audio_path", "model", "duration_ms",
+            "true_label", "pred_label", "error", "n_audio_tokens", "p_speech")
+
+
+def canonical_rank(df: pd.DataFrame) -> np.ndarray:
+    """Each row's position in a canonical order of the rows, by content (IDENTITY columns), so
+    the same answers rank alike however a run delivered them (plain, or -n 2 in any order)."""
+    columns = [c for c in IDENTITY if c in df]
+    if not columns:
+        return np.arange(len(df))
+    keys = [pd.factorize(df[c].astype(str), sort=True)[0] for c in reversed(columns)]
+    order = np.lexsort(keys)  # the last key is the primary one
+    rank = np.empty(len(df), dtype=np.int64)
+    rank[order] = np.arange(len(df))
+    return rank
+
+
 def clusters_of(df: pd.DataFrame, cluster: str | None = "source_id",
                 stratum: str | None = "dataset") -> Clusters:
-    """Clusters of a results frame: one per (stratum, source) pair; rows lacking a source alone."""
+    """Clusters of a results frame: one per (stratum, source) pair; rows lacking a source alone.
+
+    Clusters are numbered in a canonical order (sorted keys; a row without a source is keyed
+    by its canonical rank), so bootstrap draws, and the intervals they give, do not depend on
+    the order of the rows.
+    """
     n = len(df)
-    strata = (df[stratum].astype(object).where(df[stratum].notna(), "").astype(str).to_numpy()
-              if stratum and stratum in df else np.full(n, "", dtype=object))
+    strata = (df[stratum].astype(object).where(df[stratum].notna(), "").astype(str)
+              if stratum and stratum in df else pd.Series("", index=df.index))
     if cluster and cluster in df:
-        sources = df[cluster].astype(object).to_numpy()
-        missing = pd.isna(sources)
+        sources = df[cluster].astype(object)
+        missing = sources.isna().to_numpy()
     else:
-        sources = np.full(n, None, dtype=object)
+        sources = pd.Series("", index=df.index)
         missing = np.ones(n, dtype=bool)
-    # A row with no source becomes its own cluster, keyed by its position.
-    keys = [(s, f"\x00row{i}") if miss else (s, str(src))
-            for i, (s, src, miss) in enumerate(zip(strata, sources, missing))]
-    codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=False)
-    stratum_codes, _ = pd.factorize(pd.Series([u[0] for u in uniques], dtype=object), sort=False)
+    names = sources.astype(str).to_numpy(dtype=object)
+    if missing.any():
+        # \x01 sorts before any source name; the rank is zero-padded so it sorts as a number.
+        names[missing] = np.char.add("\x01row", np.char.zfill(canonical_rank(df)[missing].astype(str), 12))
+    keys = strata.to_numpy(dtype=object) + "\x1f" + names
+    codes, uniques = pd.factorize(pd.Series(keys, dtype=object), sort=True)
+    cluster_strata = [u.split("\x1f", 1)[0] for u in uniques]
+    stratum_codes, _ = pd.factorize(pd.Series(cluster_strata, dtype=object), sort=True)
     return Clusters(row_cluster=np.asarray(codes, dtype=np.int64),
                     cluster_stratum=np.asarray(stratum_codes, dtype=np.int64))
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from qsm_eval import results
+from qsm_eval.analysis.outcomes import normalise_labels
 
 PREDECESSOR_FILE = "predictions.parquet"
 _SNR_IN_CONDITION = re.compile(r"snr_?(-?\d+(?:\.\d+)?)", re.IGNORECASE)
@@ -58,7 +59,7 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such run directory or file")
-    df = _with_snr(_read(path))
+    df = normalise_labels(_with_snr(_read(path)))  # once, here: every analysis reads runs through this
     run_dir = path.parent if path.is_file() else path
     manifest = {}
     if (run_dir / results.MANIFEST_FILE).is_file():

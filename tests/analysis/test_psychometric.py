@@ -90,6 +90,7 @@ def test_batch_fits_match_scipy_on_bootstrap_replicates():
 OBSERVERS = [(1.5, 0.0, 96), (3.0, 0.03, 96), (1.5, 0.06, 96), (3.0, 0.0, 48)]
 
 
+@pytest.mark.slow
 def test_simulated_observers_unbiased_thresholds_and_95_percent_coverage():
     """A small version of benchmarks/bench_psychometric_coverage.py: 40 runs per observer."""
     covered, total = 0, 0

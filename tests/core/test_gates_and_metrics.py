@@ -1,15 +1,18 @@
-"""Gate expressions and the point metrics they read."""
+"""Gate expressions, and the count engine they read, checked against scikit-learn (the oracle)."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import f1_score
+from sklearn import metrics as sk
 
 from qsm_eval.analysis import metrics
 from qsm_eval.analysis.gates import Gate, GateError, evaluate_gate, evaluate_gates
+
+M = metrics.METRICS
 
 
 @pytest.fixture
@@ -29,34 +32,86 @@ def results():
 
 
 def test_metrics_count_unknown_as_wrong(results):
-    assert metrics.accuracy(results) == 5 / 8
+    assert M["accuracy"](results) == 5 / 8
     # speech recall 2/4, nonspeech recall 3/4
-    assert metrics.balanced_accuracy(results) == pytest.approx((2 / 4 + 3 / 4) / 2)
-    assert metrics.recall(results) == 0.5
-    assert metrics.precision(results) == pytest.approx(2 / 3)
-    y_true = results["true_label"] == "SPEECH"
-    y_pred = results["pred_label"] == "SPEECH"
-    assert metrics.f1(results) == pytest.approx(f1_score(y_true, y_pred))
-    assert metrics.unknown_rate(results) == 1 / 8
-    assert metrics.specificity(results) == 3 / 4
-    assert metrics.median_latency_ms(results) == 4.5
-    assert metrics.segments_per_s(results) == pytest.approx(8 / 0.036)
+    assert M["balanced_accuracy"](results) == pytest.approx((2 / 4 + 3 / 4) / 2)
+    assert M["recall"](results) == 0.5
+    assert M["precision"](results) == pytest.approx(2 / 3)
+    assert M["unknown_rate"](results) == 1 / 8
+    assert M["specificity"](results) == 3 / 4
+    assert M["error_rate"](results) == 0.0
+    assert M["median_latency_ms"](results) == 4.5
+    assert M["segments_per_s"](results) == pytest.approx(8 / 0.036)
 
 
-def test_recall_of_an_absent_class_is_undefined(results):
-    assert math.isnan(metrics.recall(results[results["true_label"] == "NONSPEECH"]))
+def _random(n: int, seed: int, p_unknown: float = 0.1, p_error: float = 0.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(["SPEECH", "NONSPEECH"], n)
+    pred = rng.choice(["SPEECH", "NONSPEECH", "UNKNOWN"], n, p=[(1 - p_unknown) / 2] * 2 + [p_unknown])
+    error = np.where(rng.random(n) < p_error, "model raised", None)
+    p = np.round(np.clip(np.where(truth == "SPEECH", 0.6, 0.4) + rng.normal(0, 0.25, n), 0, 1), 2)  # ties
+    return pd.DataFrame({"true_label": truth, "pred_label": pred, "duration_ms": 20, "error": error,
+                         "p_speech": p})
 
 
-def test_summarize_by_duration(results):
-    table = metrics.summarize(results, "duration_ms")
-    assert table["group"].tolist() == [20, 100]
-    assert table["accuracy"].tolist() == [0.75, 0.5]
+@pytest.mark.parametrize("seed", range(6))
+def test_the_count_engine_agrees_with_scikit_learn(seed):
+    """Every label and probability metric against sklearn on random answers (UNKNOWN, ties in
+    p_speech), harness errors left out of what sklearn sees."""
+    df = _random(300 + 37 * seed, seed, p_error=0.05 * (seed % 3))
+    answers = df[df["error"].isna()]
+    y, yhat = answers["true_label"] == "SPEECH", answers["pred_label"] == "SPEECH"
+    labels = dict(y_true=answers["true_label"], y_pred=answers["pred_label"])
+    expected = {
+        "accuracy": sk.accuracy_score(**labels),
+        "balanced_accuracy": sk.recall_score(**labels, labels=["SPEECH", "NONSPEECH"], average="macro"),
+        "precision": sk.precision_score(y, yhat), "recall": sk.recall_score(y, yhat),
+        "specificity": sk.recall_score(**labels, labels=["NONSPEECH"], average="macro"),
+        "f1": sk.f1_score(y, yhat), "roc_auc": sk.roc_auc_score(y, answers["p_speech"]),
+        "brier": sk.brier_score_loss(y, answers["p_speech"]),
+        "unknown_rate": float((answers["pred_label"] == "UNKNOWN").mean()),
+        "error_rate": float(df["error"].notna().mean()),
+    }
+    for name, value in expected.items():
+        assert M[name](df) == pytest.approx(value, abs=1e-12), name
+
+
+def test_roc_points_match_scikit_learn():
+    df = _random(400, 9)
+    y = df["true_label"] == "SPEECH"
+    fpr, tpr = metrics.roc_points(y, df["p_speech"])
+    sk_fpr, sk_tpr, _ = sk.roc_curve(y, df["p_speech"], drop_intermediate=False)
+    assert np.allclose(fpr, sk_fpr) and np.allclose(tpr, sk_tpr)
+
+
+def test_harness_errors_are_not_answers(results):
+    broken = results.copy()
+    broken.loc[[0, 2], "error"] = "audio unreadable"        # a right SPEECH and a right NONSPEECH
+    rest = results.drop(index=[0, 2])
+    assert M["error_rate"](broken) == 2 / 8
+    for name in ("accuracy", "balanced_accuracy", "recall", "precision", "unknown_rate"):
+        assert M[name](broken) == M[name](rest), name
+    assert M["n"](broken) == 8   # cases, errors included
+
+
+def test_undefined_is_nan_never_zero(results):
+    nonspeech_only = results[results["true_label"] == "NONSPEECH"]
+    quiet = nonspeech_only[nonspeech_only["pred_label"] == "NONSPEECH"]
+    assert math.isnan(M["precision"](quiet)) and math.isnan(M["f1"](quiet))
+    # one false alarm: precision is a real 0, but recall, and so F1, are undefined
+    assert M["precision"](nonspeech_only) == 0.0
+    assert math.isnan(M["recall"](nonspeech_only)) and math.isnan(M["f1"](nonspeech_only))
+    speech_only = results[results["true_label"] == "SPEECH"]
+    assert math.isnan(M["specificity"](speech_only))
+    assert M["f1"](speech_only) == pytest.approx(2 * 2 / (2 * 2 + 0 + 2))
 
 
 @pytest.mark.parametrize("expression, metric, op, bound, subset, min_n", [
     ("balanced_accuracy>=0.85", "balanced_accuracy", ">=", 0.85, (), 1),
     (" recall[dataset=ava, duration=20ms] > 0.5 ", "recall", ">", 0.5, (("dataset", "ava"), ("duration", "20ms")), 1),
     ("accuracy[label=nonspeech,min_n=50]<=1", "accuracy", "<=", 1.0, (("label", "nonspeech"),), 50),
+    ("error_rate<=0.01", "error_rate", "<=", 0.01, (), 1),
+    ("dt75_ms<=60", "dt75_ms", "<=", 60.0, (), 1),
 ])
 def test_parse(expression, metric, op, bound, subset, min_n):
     gate = Gate.parse(expression)
@@ -90,11 +145,3 @@ def test_gate_verdicts(results):
 def test_a_metric_that_cannot_be_computed_fails(results):
     verdict = evaluate_gate(Gate.parse("recall[label=nonspeech]>=0"), results)
     assert not verdict.passed and "cannot be computed" in verdict.message
-
-
-def test_precision_and_f1_are_undefined_not_zero_without_speech(results):
-    nonspeech_only = results[results["true_label"] == "NONSPEECH"]
-    quiet = nonspeech_only[nonspeech_only["pred_label"] == "NONSPEECH"]
-    assert math.isnan(metrics.precision(quiet)) and math.isnan(metrics.f1(quiet))
-    # one false alarm: precision is a real 0, recall undefined, F1 0 (2tp / (2tp+fp+fn))
-    assert metrics.precision(nonspeech_only) == 0.0 and metrics.f1(nonspeech_only) == 0.0

@@ -1,0 +1,72 @@
+"""What the end-of-run summary costs, against the same eval without it, side by side in one run.
+
+Each mode of --qsm-summary runs the same eval (default: `pytest evals --qsm-model silero-vad`,
+the bundled demo set) in a fresh process; the modes are interleaved within every repeat, so a
+busy machine slows them alike, and each mode's median wall time over the repeats is compared
+with the median of `--qsm-summary none` (gate verdicts only, no analysis at all):
+
+    ratio = median(mode) / median(none)        goal for full: <= 1.5
+
+Wall time is the whole process, start to exit (imports, collection, the model, the summary):
+what a user waits for.
+
+    python benchmarks/bench_summary_cost.py                    # 5 repeats, full / tables / none
+    python benchmarks/bench_summary_cost.py --repeats 9 --model webrtc-vad
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MODES = ("none", "tables", "full")
+
+
+def run_seconds(mode: str, model: str, out: Path, extra: list[str]) -> float:
+    command = [sys.executable, "-m", "pytest", "evals", "--qsm-model", model, "--qsm-summary", mode,
+               "--qsm-out", str(out), "-q", "-p", "no:cacheprovider", *extra]
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default="silero-vad")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated --qsm-summary modes")
+    parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
+    args = parser.parse_args(argv)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if "none" not in modes:
+        modes.insert(0, "none")
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    with tempfile.TemporaryDirectory(prefix="qsm-summary-bench-") as tmp:
+        run_seconds("none", args.model, Path(tmp) / "warm", args.pytest_args)  # fill the OS file cache
+        for repeat in range(args.repeats):
+            # Rotate the order every repeat: no mode always runs first (or after the same one).
+            order = modes[repeat % len(modes):] + modes[:repeat % len(modes)]
+            for mode in order:
+                times[mode].append(run_seconds(mode, args.model, Path(tmp) / f"{mode}-{repeat}", args.pytest_args))
+    base = statistics.median(times["none"])
+    print(f"pytest evals --qsm-model {args.model} {' '.join(args.pytest_args)}: "
+          f"{args.repeats} interleaved repeats, wall seconds per process")
+    print(f"{'--qsm-summary':>14} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio to none':>14}")
+    for mode in modes:
+        t = times[mode]
+        print(f"{mode:>14} {statistics.median(t):9.2f} {min(t):7.2f} {max(t):7.2f} "
+              f"{statistics.median(t) / base:14.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
