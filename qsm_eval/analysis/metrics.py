@@ -14,8 +14,9 @@ Definitions (the tests check them against scikit-learn):
   no SPEECH answer, recall and F1 with no SPEECH clip, specificity with no NONSPEECH clip;
 - balanced accuracy is the mean recall over the classes present.
 
-``METRICS`` is the registry gates look names up in. Nothing here imports scipy or scikit-learn:
-the pytest plugin loads this module (through the gates) in every pytest process.
+``METRICS`` is the registry gates look names up in. Nothing here imports scipy or scikit-learn,
+nor pandas at import time: the pytest plugin loads this module (through the gates) in every
+pytest process.
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
-
-from qsm_eval.analysis.outcomes import outcomes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -93,6 +92,8 @@ def label_metrics(c: np.ndarray) -> dict[str, np.ndarray]:
 
 def totals(df: pd.DataFrame) -> np.ndarray:
     """The summed counts (COUNTS order) of a results frame."""
+    from qsm_eval.analysis.outcomes import outcomes  # pandas: not when the plugin merely loads
+
     return count_columns(outcomes(df)).sum(axis=0)
 
 
@@ -149,6 +150,8 @@ def probability_metrics(scored: pd.DataFrame, row_cluster: np.ndarray, weights: 
 
 def probability_points(df: pd.DataFrame) -> dict[str, float]:
     """The probability metrics of a results frame (NaN without p_speech; AUC needs both classes)."""
+    from qsm_eval.analysis.outcomes import outcomes
+
     scored = scored_rows(outcomes(df))
     if scored.empty:
         return dict.fromkeys(PROBABILITY_METRICS, float("nan"))
