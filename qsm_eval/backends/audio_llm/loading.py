@@ -118,8 +118,8 @@ def _cached_snapshot(model_id: str, revision: str | None) -> str:
         raise BackendError(
             f"weights for {model_id}{'@' + revision if revision else ''} are not on this machine "
             f"(looked in {cache}; HF_HOME={hf_home()}); qsm-eval never downloads at run time: "
-            f"fetch them first with `huggingface-cli {args}` (`hf {args}` with huggingface_hub 1.0 "
-            f"and later; set HF_HOME to choose where they go), "
+            f"fetch them first with `hf {args}` (huggingface_hub 1.0 and later installs only `hf`; "
+            f"older ones: `huggingface-cli {args}`; set HF_HOME to choose where they go), "
             f"or pass a local directory with --qsm-model-path") from exc
 
 
