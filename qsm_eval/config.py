@@ -43,8 +43,11 @@ CORE_SETTINGS = (
 )
 
 
-# The core settings a backend receives; the rest (segments, gates, outputs) are the harness's.
-MODEL_SETTINGS = ("model", "model_path", "revision", "device", "dtype", "batch_size")
+# The core settings a backend may receive (create_backend passes only those its __init__
+# names); the rest (gates, outputs) are the harness's. segments and metadata_file: the
+# linear probe fits on the sets being evaluated unless told otherwise.
+MODEL_SETTINGS = ("model", "model_path", "revision", "device", "dtype", "batch_size",
+                  "segments", "metadata_file")
 
 
 def backend_settings(settings: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,8 @@ import scipy.signal  # noqa: F401
 import sklearn.metrics  # noqa: F401
 
 from qsm_eval.audio import write_clip
+from qsm_eval.backends.base import AudioRequest
+from qsm_eval.seeding import stable_seed
 from qsm_eval.segments import Segment, SegmentSet
 
 # The plugin imports scipy.signal and sklearn on first use. Inside a pytester in-process
@@ -56,3 +58,59 @@ def write_segment_set(directory, rows: list[dict], clips: dict | None = None):
 def make_segment_set():
     """make_segment_set(directory, rows, clips=None) -> directory: see write_segment_set."""
     return write_segment_set
+
+
+# --- clips and requests for the model backends' tests --------------------------------------
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_hub():
+    """No test may reach the network: the Hugging Face hub client runs offline."""
+    import os
+
+    previous = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    yield
+    if previous is None:
+        os.environ.pop("HF_HUB_OFFLINE", None)
+    else:
+        os.environ["HF_HUB_OFFLINE"] = previous
+
+
+def synthetic_clip(kind: str, duration_ms: int, seed: int = 0) -> np.ndarray:
+    """A clip at 16 kHz: a modulated tone ("tone"), white noise ("noise") or silence."""
+    n = duration_ms * 16
+    t = np.arange(n) / 16000
+    if kind == "tone":
+        return (0.3 * np.sin(2 * np.pi * (150 + 40 * seed) * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))
+                ).astype(np.float32)
+    if kind == "noise":
+        return (0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+    return np.zeros(n, dtype=np.float32)
+
+
+def clip_request(key: str, waveform: np.ndarray) -> AudioRequest:
+    """An AudioRequest for ``waveform`` with the key's stable seed."""
+    waveform = np.asarray(waveform, dtype=np.float32)
+    return AudioRequest(key=key, waveform=waveform, duration_ms=len(waveform) * 1000 // 16000,
+                        seed=stable_seed(key))
+
+
+@pytest.fixture(scope="session")
+def make_clip():
+    """make_clip(kind, duration_ms, seed=0): a "tone", "noise" or "silence" clip at 16 kHz."""
+    return synthetic_clip
+
+
+@pytest.fixture(scope="session")
+def make_request():
+    """make_request(key, waveform): an AudioRequest with the key's stable seed."""
+    return clip_request
+
+
+@pytest.fixture(scope="session")
+def mixed_requests() -> list[AudioRequest]:
+    """Eight clips of mixed kinds and lengths (40 ms to 1 s)."""
+    specs = [("tone", 40, 0), ("noise", 1000, 1), ("tone", 300, 2), ("noise", 60, 3),
+             ("silence", 200, 0), ("tone", 1000, 4), ("noise", 120, 5), ("tone", 80, 6)]
+    return [clip_request(f"{kind}-{ms}-{seed}", synthetic_clip(kind, ms, seed)) for kind, ms, seed in specs]

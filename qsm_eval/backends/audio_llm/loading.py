@@ -8,21 +8,18 @@ classes are used, never code shipped inside a checkpoint (trust_remote_code stay
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from qsm_eval.backends import hf_loading
 from qsm_eval.backends.base import BackendError
+# The checkpoint, device and dtype rules every transformers backend shares live in hf_loading.
+from qsm_eval.backends.hf_loading import OFFLINE as _OFFLINE
+from qsm_eval.backends.hf_loading import first_line as _first_line
+from qsm_eval.backends.hf_loading import resolve_device, resolve_dtype
 
 DEFAULT_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
-DTYPES = ("auto", "bfloat16", "float16", "float32")
-DEVICES = ("auto", "cuda", "cpu")
 LOAD_IN = ("none", "8bit", "4bit")
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-# Every from_pretrained: only local files, and never code shipped with a checkpoint.
-_OFFLINE = {"trust_remote_code": False, "local_files_only": True}
 
 
 @dataclass
@@ -38,89 +35,10 @@ class LoadedModel:
     load_in: str
 
 
-def hub_cache_dir() -> Path:
-    """The hub cache as the environment says now (HF_HUB_CACHE, else HF_HOME/hub)."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    from huggingface_hub import constants
-    return Path(constants.HF_HUB_CACHE)
-
-
-def hf_home() -> str:
-    if os.environ.get("HF_HOME"):
-        return os.environ["HF_HOME"]
-    from huggingface_hub import constants
-    return constants.HF_HOME
-
-
-def resolve_device(requested: str | None, worker_index: int | None = None):
-    """auto -> cuda when torch sees a GPU, else cpu; cuda without a GPU is refused clearly.
-
-    Under pytest-xdist (``worker_index`` set) a plain auto/cuda puts worker N on GPU N modulo
-    the GPU count: one model replica per GPU.
-    """
-    import torch
-
-    requested = (requested or "auto").lower()
-    if requested not in DEVICES and not requested.startswith("cuda:"):
-        raise BackendError(f"--qsm-device {requested!r} is not one of {', '.join(DEVICES)} (or cuda:N)")
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendError(
-            f"--qsm-device {requested} was requested but torch {torch.__version__} sees no CUDA GPU "
-            f"on this machine; use --qsm-device cpu (slow for a 7B model) or auto")
-    if requested == "cuda" and worker_index is not None:
-        return torch.device("cuda", worker_index % torch.cuda.device_count())
-    return torch.device(requested)
-
-
-def resolve_dtype(requested: str | None, device):
-    """auto -> bfloat16 on a GPU that supports it, float16 on an older GPU, float32 on the CPU."""
-    import torch
-
-    requested = (requested or "auto").lower()
-    if requested not in DTYPES:
-        raise BackendError(f"--qsm-dtype {requested!r} is not one of {', '.join(DTYPES)}")
-    if requested != "auto":
-        return getattr(torch, requested)
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
-
-
 def locate_checkpoint(model_path: str | None, revision: str | None) -> str:
     """The directory to load from: a local directory as given, or the cached snapshot of a hub id."""
-    model_path = model_path or DEFAULT_MODEL
-    local = Path(model_path).expanduser()
-    if local.is_dir():
-        if not (local / "config.json").is_file():
-            raise BackendError(f"model directory {local} has no config.json; point --qsm-model-path "
-                               f"at a Qwen2-Audio checkpoint saved with save_pretrained")
-        return str(local)
-    if not _HUB_ID.match(model_path):
-        raise BackendError(f"model directory {model_path} does not exist; pass an existing directory "
-                           f"or a hub id such as {DEFAULT_MODEL}")
-    return _cached_snapshot(model_path, revision)
-
-
-def _cached_snapshot(model_id: str, revision: str | None) -> str:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    cache = hub_cache_dir()
-    try:
-        return snapshot_download(model_id, revision=revision, cache_dir=cache, local_files_only=True)
-    except (LocalEntryNotFoundError, FileNotFoundError, OSError) as exc:
-        args = f"download {model_id}" + (f" --revision {revision}" if revision else "")
-        raise BackendError(
-            f"weights for {model_id}{'@' + revision if revision else ''} are not on this machine "
-            f"(looked in {cache}; HF_HOME={hf_home()}); qsm-eval never downloads at run time: "
-            f"fetch them first with `hf {args}` (huggingface_hub 1.0 and later installs only `hf`; "
-            f"older ones: `huggingface-cli {args}`; set HF_HOME to choose where they go), "
-            f"or pass a local directory with --qsm-model-path") from exc
+    return hf_loading.locate_checkpoint(model_path, revision, default_model=DEFAULT_MODEL,
+                                        family="a Qwen2-Audio checkpoint")
 
 
 def quantization_config(load_in: str, device):
@@ -180,7 +98,3 @@ def load(settings: dict) -> LoadedModel:
     return LoadedModel(model=model.eval(), processor=processor, device=device, dtype=dtype,
                        source=directory, revision=revision, load_in=load_in)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
