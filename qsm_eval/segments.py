@@ -13,8 +13,10 @@ import hashlib
 import io
 from dataclasses import dataclass, field, fields
 from functools import cached_property
+from itertools import repeat
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import Any, Iterable, Iterator
+from types import MappingProxyType
+from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -43,6 +45,10 @@ __all__ = [
 ]
 
 
+# The ``extra`` of a segment without extra columns: one shared, read-only empty mapping.
+NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
+
+
 class SegmentSetError(ValueError):
     """A segment set (its directory or metadata) that cannot be used."""
 
@@ -69,7 +75,7 @@ class Segment:
     end_s: float | None = None
     snr_db: float | None = None
     noise_source: str | None = None   # what was mixed in at snr_db (a file, a generator)
-    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+    extra: Mapping[str, Any] = field(default_factory=lambda: NO_EXTRA, hash=False)
 
     @property
     def path(self) -> Path:
@@ -96,6 +102,8 @@ class Segment:
 
 # Metadata columns in the order a set is written (segment_id first, as builders always did).
 _ROW_FIELDS = tuple(f.name for f in fields(Segment) if f.name not in ("set_dir", "extra"))
+# The optional columns, in the order of Segment's fields (after set_dir).
+_OPTIONAL_FIELDS = tuple(name for name in _ROW_FIELDS if name not in (*REQUIRED_COLUMNS, "segment_id"))
 
 
 @dataclass(frozen=True, eq=False)
@@ -234,30 +242,27 @@ def _read_metadata(content: bytes, meta_path: Path,
     durations = _integer_column(frame, "duration_ms", meta_path)
     _refuse_first(durations <= 0, frame["duration_ms"], meta_path,
                   "duration_ms must be positive, got {value!r}")
-    _refuse_first(~frame["audio_path"].map(lambda v: isinstance(v, str)), frame["audio_path"],
-                  meta_path, "audio_path {value!r} is not text")
+    # Paths repeat (clips shared by rows): each distinct one is checked once.
     audio_paths = frame["audio_path"]
-    unique_paths = audio_paths.unique()
-    outside = {p: _leaves_the_set(p) for p in unique_paths}
-    _refuse_first(audio_paths.map(outside).astype(bool), audio_paths, meta_path,
+    unique_paths = audio_paths.unique().tolist()
+    not_text = [p for p in unique_paths if not isinstance(p, str)]
+    _refuse_first(audio_paths.isin(not_text), audio_paths, meta_path, "audio_path {value!r} is not text")
+    outside = [p for p in unique_paths if _leaves_the_set(p)]
+    _refuse_first(audio_paths.isin(outside), audio_paths, meta_path,
                   "audio_path {value!r} is absolute or climbs out with '..'; a set must hold "
                   "its audio: give paths relative to the segment-set directory, inside it")
-    exists = {p: (directory / p).is_file() for p in unique_paths}
-    absent = tuple(p for p in unique_paths if not exists[p])
+    absent = tuple(p for p in unique_paths if not (directory / p).is_file())
 
-    columns = {c: _column_values(frame[c]) for c in OPTIONAL_COLUMNS
-               if c in frame.columns and c != "segment_id"}
-    set_dir = str(directory)
-    records = zip(segment_ids.astype(int).tolist(), audio_paths.tolist(), labels.tolist(),
-                  durations.astype(int).tolist(), frame["dataset"].astype(str).tolist(),
-                  *columns.values())
-    names = list(columns)
+    # Positional arguments in Segment's field order: a keyword dict per row would cost more
+    # than the rest of the load on a large set.
+    optional = [_column_values(frame[c]) if c in frame.columns else repeat(None)
+                for c in _OPTIONAL_FIELDS]
     extra_names = [c for c in frame.columns if c not in _ROW_FIELDS]
-    extras = _extra_rows(frame[extra_names]) if extra_names else ({} for _ in range(len(frame)))
-    segments = [Segment(segment_id, audio_path, label, duration_ms, dataset, set_dir,
-                        **dict(zip(names, rest)), extra=extra)
-                for (segment_id, audio_path, label, duration_ms, dataset, *rest), extra
-                in zip(records, extras)]
+    extras = _extra_rows(frame[extra_names]) if extra_names else repeat(NO_EXTRA)
+    values = zip(segment_ids.astype(int).tolist(), audio_paths.tolist(), labels.tolist(),
+                 durations.astype(int).tolist(), frame["dataset"].astype(str).tolist(),
+                 repeat(str(directory)), *optional, extras)
+    segments = [Segment(*row) for row in values]
     return {segment.segment_id: segment for segment in segments}, absent
 
 

@@ -156,6 +156,8 @@ def test_write_then_load_gives_back_the_same_segments(tmp_path, make_segment_set
     columns = pd.read_parquet(directory / METADATA_FILE).columns.tolist()
     assert columns == ["segment_id", "audio_path", "label", "duration_ms", "dataset", "source_id",
                        "snr_db", "noise_source", "original_label", "rms_dbfs"]  # empty ones left out
+    with pytest.raises(SegmentSetError, match="needs at least one segment"):
+        SegmentSet.write(tmp_path / "empty", [])
 
 
 def test_the_set_records_hashes_of_its_metadata_and_its_audio(tmp_path, make_segment_set):
@@ -205,3 +207,15 @@ def test_pcm16_scales_write_full_scale_and_undo_reading(tmp_path):
     sf.write(tmp_path / "x.wav", samples, 16000, subtype="PCM_16")
     # What reading a 16-bit file does, the reading scale undoes exactly.
     assert to_pcm16(read_audio(tmp_path / "x.wav"), PCM16_READ_SCALE).tolist() == samples.tolist()
+
+
+def test_the_data_layer_does_not_import_the_model_protocol():
+    """Segments, audio, results and the builders work without any backend module."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import qsm_eval.segments, qsm_eval.audio, qsm_eval.results, "
+            "qsm_eval.builders.pipeline, qsm_eval.builders.demo; "
+            "print(sorted(m for m in sys.modules if m.startswith('qsm_eval.backends')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
