@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from qsm_eval.results import COLUMNS, JOURNAL_FILE, ResultWriter, RunManifest, load_results
+from qsm_eval.backends.base import BackendIdentity, Prediction
+from qsm_eval.results import (COLUMNS, JOURNAL_FILE, SCHEMA, Result, ResultWriter, RunManifest,
+                              load_results, rows_to_table)
+from qsm_eval.runner import CaseOutcome
+from qsm_eval.segments import load_segment_set
 
 
 def rows(n):
@@ -59,3 +65,45 @@ def test_manifest_round_trip(tmp_path):
     again = RunManifest.read(tmp_path)
     assert (again.run_id, again.model, again.options, again.status) == ("r1", "silero-vad", {"limit": 2}, "running")
     assert "torch" in again.versions and "python" in again.versions
+
+
+# The schema of TEAM decision 5: the documented columns, then what analysis groups by.
+DOCUMENTED = ["segment_id", "true_label", "pred_label", "confidence", "latency_ms", "duration_ms",
+              "dataset", "condition", "raw_output", "p_speech", "source_id", "split", "audio_path",
+              "model", "backend", "prompt_id", "prompt_sha256", "parse_status", "n_audio_tokens",
+              "padding", "batch_size", "cache_hit", "error", "category", "snr_db", "noise_source",
+              "answer_mass", "segment_set", "set_sha256", "case_id"]
+
+
+def test_result_fields_are_the_schema_in_order():
+    assert [f.name for f in fields(Result)] == DOCUMENTED == list(COLUMNS) == SCHEMA.names
+    assert SCHEMA.field("segment_id").type == pa.int64() and SCHEMA.field("p_speech").type == pa.float64()
+    assert SCHEMA.field("cache_hit").type == pa.bool_() and SCHEMA.field("raw_output").type == pa.string()
+
+
+def test_a_result_is_built_from_segment_outcome_and_identity_and_round_trips(write_set, tmp_path):
+    directory = write_set([dict(audio_path="a/0.wav", label="SPEECH", duration_ms=40, dataset="ds",
+                                condition="clean", source_id="rec1")])
+    segment = load_segment_set(directory)[0]
+    prediction = Prediction("NONSPEECH", 0.25, raw_output="no", confidence=0.75, n_audio_tokens=1,
+                            padding="zero-pad-end:512", answer_mass=0.9)
+    identity = BackendIdentity(backend="audio-llm", model="m/1", prompt_id="p1", prompt_sha256="ab" * 32)
+    result = Result.from_outcome(segment, CaseOutcome(prediction, 3.5, 8), identity, "case-0", "cd" * 32)
+    row = result.to_dict()
+    assert (row["true_label"], row["pred_label"], row["p_speech"], row["batch_size"]) == ("SPEECH", "NONSPEECH", 0.25, 8)
+    assert (row["model"], row["backend"], row["prompt_id"]) == ("m/1", "audio-llm", "p1")
+    assert (row["answer_mass"], row["set_sha256"], row["case_id"]) == (0.9, "cd" * 32, "case-0")
+    assert (row["condition"], row["source_id"], row["segment_set"]) == ("clean", "rec1", str(directory))
+    assert Result.from_dict(row) == result
+    assert rows_to_table([row]).to_pylist() == [row]
+
+
+def test_a_row_that_cannot_be_stored_costs_only_itself(tmp_path):
+    writer = ResultWriter(tmp_path)
+    good = rows(3)
+    bad = dict(rows(1)[0], segment_id="not a number", case_id="broken-case")
+    for r in (good[0], bad, good[1], good[2]):
+        writer.append(r)
+    writer.finalize()
+    assert pq.read_table(tmp_path / "results.parquet").column("segment_id").to_pylist() == [0, 1, 2]
+    assert len(writer.refused) == 1 and "broken-case" in writer.refused[0]

@@ -12,14 +12,17 @@ from qsm_eval.results import load_results
 
 
 def run_evals(pytester, segment_set, *args, out=None, **kwargs):
+    """Run the eval suite; without the summary (its cost) unless the test asks for one."""
     out = out or pytester.path / "run"
+    summary = () if any(str(a).startswith("--qsm-summary") for a in args) else ("--qsm-summary", "none")
     result = pytester.runpytest("-p", "no:cacheprovider", "--qsm-segments", str(segment_set),
-                                "--qsm-model", "webrtc-vad", "--qsm-out", str(out), *args, **kwargs)
+                                "--qsm-model", "webrtc-vad", "--qsm-out", str(out), *summary, *args,
+                                **kwargs)
     return result, out
 
 
 def test_every_case_runs_and_writes_parquet_and_manifest(eval_suite, segment_set):
-    result, out = run_evals(eval_suite, segment_set)
+    result, out = run_evals(eval_suite, segment_set, "--qsm-summary", "tables")
     assert result.ret == 0
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) + outcomes.get("miss", 0) == 12
@@ -51,7 +54,7 @@ def test_keyword_and_marker_selection(eval_suite, segment_set):
     frame = pd.read_parquet(out / "results.parquet")
     assert set(frame["true_label"]) == {"SPEECH"} and len(frame) == 2
     result = eval_suite.runpytest("--qsm-segments", str(segment_set), "--qsm-model", "webrtc-vad",
-                                  "--collect-only", "-q", "-m", "synth")
+                                  "--collect-only", "-q", "-m", "dataset_synth")
     result.stdout.fnmatch_lines(["*test_speech_detection[[]synth-speech-20ms-0[]]*", "12 tests collected*"])
 
 
@@ -181,10 +184,11 @@ def test_tool_table_settings_apply(eval_suite, segment_set):
 
 
 def test_xdist_merges_results_on_the_controller(eval_suite, segment_set):
-    result, out = run_evals(eval_suite, segment_set, "-n", "2", "--qsm-gate", "n>=12")
+    result, out = run_evals(eval_suite, segment_set, "-n", "2", "--qsm-gate", "n>=12", "--qsm-batch-size", "4")
     assert result.ret == 0, result.stdout.str()
     frame = pd.read_parquet(out / "results.parquet")
     assert len(frame) == 12 and frame["segment_id"].is_unique
+    assert (frame["batch_size"] == 4).all()  # whole blocks per worker: every batch full
     manifest = json.loads((out / "run.json").read_text())
     assert len(manifest["backend"]["workers"]) == 2
     assert manifest["gates"][0]["passed"] is True
@@ -203,7 +207,7 @@ def test_prediction_cache_serves_a_second_run(eval_suite, segment_set):
 
 
 def test_summary_modes(eval_suite, segment_set):
-    full, _ = run_evals(eval_suite, segment_set, out=eval_suite.path / "full")
+    full, _ = run_evals(eval_suite, segment_set, "--qsm-summary", "full", out=eval_suite.path / "full")
     full.stdout.fnmatch_lines(["*qsm-eval summary*", "*duration thresholds*", "*DT50*DT75*"])
     tables, _ = run_evals(eval_suite, segment_set, "--qsm-summary", "tables", out=eval_suite.path / "tables")
     tables.stdout.fnmatch_lines(["*by duration*"])
