@@ -30,10 +30,15 @@ def test_a_session_without_eval_cases_writes_and_prints_nothing(pytester, worker
 def test_rows_travel_on_the_report_and_stay_out_of_junit_xml(eval_suite, segment_set):
     # On the controller (not a worker), record what each case's report carried.
     eval_suite.makeconftest("""
-        import json, os
+        import json
+
+        ROLE = []
+
+        def pytest_configure(config):
+            ROLE.append("worker" if hasattr(config, "workerinput") else "controller")
 
         def pytest_runtest_logreport(report):
-            if report.when == "call" and "PYTEST_XDIST_WORKER" not in os.environ:
+            if report.when == "call" and ROLE[-1] == "controller":
                 with open("seen.jsonl", "a") as fh:
                     fh.write(json.dumps({"properties": report.user_properties,
                                          "row": report.qsm_eval["result"]}) + "\\n")
