@@ -13,7 +13,7 @@ from qsm_eval.backends.base import BackendIdentity, Prediction
 from qsm_eval.results import (COLUMNS, JOURNAL_FILE, SCHEMA, Result, ResultWriter, RunManifest,
                               load_results, rows_to_table)
 from qsm_eval.runner import CaseOutcome
-from qsm_eval.segments import load_segment_set
+from qsm_eval.segments import SegmentSet
 
 
 def rows(n):
@@ -84,7 +84,7 @@ def test_result_fields_are_the_schema_in_order():
 def test_a_result_is_built_from_segment_outcome_and_identity_and_round_trips(write_set, tmp_path):
     directory = write_set([dict(audio_path="a/0.wav", label="SPEECH", duration_ms=40, dataset="ds",
                                 condition="clean", source_id="rec1")])
-    segment = load_segment_set(directory)[0]
+    segment = next(iter(SegmentSet.load(directory)))
     prediction = Prediction("NONSPEECH", 0.25, raw_output="no", confidence=0.75, n_audio_tokens=1,
                             padding="zero-pad-end:512", answer_mass=0.9)
     identity = BackendIdentity(backend="audio-llm", model="m/1", prompt_id="p1", prompt_sha256="ab" * 32)
