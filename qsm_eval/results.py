@@ -16,14 +16,16 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from qsm_eval.backends.base import BackendIdentity
 from qsm_eval.versions import installed_version
+
+if TYPE_CHECKING:  # the data layer imports no backend module
+    from qsm_eval.backends.base import BackendIdentity
 
 RESULTS_FILE = "results.parquet"
 JOURNAL_FILE = "results.partial.jsonl"
