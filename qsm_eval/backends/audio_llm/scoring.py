@@ -89,15 +89,24 @@ def last_hidden_states(model, batch: BatchInputs, *, fast_encoder: bool):
     return out.last_hidden_state[:, -1, :]
 
 
+def renormalise(speech, nonspeech):
+    """(p_speech, answer mass) from the probability each answer's first tokens hold.
+
+    The one definition of p_speech over the answers, for local logits (tensors, per row)
+    and for a server's log-probabilities (floats) alike.
+    """
+    mass = speech + nonspeech
+    return speech / mass, mass
+
+
 def p_speech_from_logits(logits, answers: AnswerTokens):
     """(p_speech, answer mass) per row from next-token logits (batch, vocab)."""
     import torch
 
     probs = torch.softmax(logits.float(), dim=-1)
-    speech = probs[:, sorted(answers.speech)].sum(-1)
-    nonspeech = probs[:, sorted(answers.nonspeech)].sum(-1)
-    mass = speech + nonspeech
-    return (speech / mass).tolist(), mass.tolist()
+    p_speech, mass = renormalise(probs[:, sorted(answers.speech)].sum(-1),
+                                 probs[:, sorted(answers.nonspeech)].sum(-1))
+    return p_speech.tolist(), mass.tolist()
 
 
 def score_logits(model, tokenizer, batch: BatchInputs, answers: AnswerTokens, *,
