@@ -31,9 +31,20 @@ def run(model: str, segments: Path, out: Path) -> pd.DataFrame:
     return pd.read_parquet(out / "results.parquet")
 
 
+TESTED_MS = (20, 1000)
+
+
+def ms(value: float) -> str:
+    """A duration as the README prints it: beyond the tested range, only the bound."""
+    if value > TESTED_MS[1]:
+        return f">{TESTED_MS[1]}"
+    if value < TESTED_MS[0]:
+        return f"<{TESTED_MS[0]}"
+    return f"{value:.0f}"
+
+
 def cell(t) -> str:
-    flag = f" ({t.flag})" if t.flag else ""
-    return f"{t.duration_ms:.0f} [{t.ci_low:.0f}, {t.ci_high:.0f}] ms{flag}"
+    return f"{ms(t.duration_ms)} [{ms(t.ci_low)}, {ms(t.ci_high)}] ms"
 
 
 def main() -> None:

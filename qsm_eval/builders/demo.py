@@ -18,7 +18,11 @@ Inputs (defaults are where Debian installs them):
       -d build/demo-sdists
 
 then: qsm-eval build demo --out DIR  (--force to replace qsm_eval/data/demo in place;
-.ci/check-demo rebuilds the committed set and compares it byte for byte)
+.ci/check-demo rebuilds the committed set and compares it byte for byte). With
+``--snr-db 0 10 20`` every clip is also written mixed with background noise at each SNR
+(mixing.py says how it is measured), from --noise-dir or by default from the offline
+background-noise recordings of the hard demo set (``BACKGROUND_OPENSFX``, Sonic Pi's vinyl
+hiss). A clip that would pass 16-bit full scale is scaled to fit (``gain_db``), never clipped.
 """
 
 from __future__ import annotations
@@ -36,9 +40,14 @@ import numpy as np
 from qsm_eval.builders import demo_windows as rules
 from qsm_eval.builders.demo_credits import write_sources
 from qsm_eval.builders.demo_sources import (
-    DemoInputError, Recording, load_arctic, load_asterisk, load_opensfx, load_sonic_pi,
+    DemoInputError, Recording, entry_title, load_arctic, load_asterisk, load_opensfx,
+    load_sonic_pi,
 )
-from qsm_eval.audio import SAMPLE_RATE, AudioError, write_clip
+from qsm_eval.builders.errors import BuildError
+from qsm_eval.builders.mixing import (
+    SNR_REFERENCE_CLIP, SNR_REFERENCE_SPEECH, NoiseSet, add_noise_arguments, fit_full_scale,
+    level_name, mix_at_snr, parse_levels, power)
+from qsm_eval.audio import SAMPLE_RATE, AudioError, read_audio, write_clip
 from qsm_eval.segments import METADATA_FILE, Segment, SegmentSet, SegmentSetError, load_segment_audio
 from qsm_eval.seeding import stable_rng, stable_seed
 
@@ -55,6 +64,14 @@ PAUSES = {
     "asterisk": {20: 6, 40: 6, 60: 6, 80: 6, 100: 6, 200: 3},
 }
 SEED_NAMESPACE = "qsm-eval demo v1"
+# OpenSFX entries that are background noise: steady wind, engines, machinery, tools; with
+# Sonic Pi's vinyl hiss, the offline noise of --snr-db and of the hard demo set.
+BACKGROUND_OPENSFX = (
+    "Wind", "Heavy wind", "Helicopter", "Mining machinery", "Steam (of steam engine)",
+    "Jackhammer", "Sawmill", "Lumber mill: Chainsaw", "Electric sparking",
+    "Truck/old bus start, pull away", "Propeller plane start", "Early jet take off",
+)
+BACKGROUND_SONIC_PI = ("vinyl_hiss",)
 
 DEFAULT_ASTERISK_DIR = "/usr/share/asterisk/sounds/en_US_f_Allison"
 DEFAULT_ASTERISK_TRANSCRIPTS = "/usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz"
@@ -171,19 +188,83 @@ def build(out_dir: Path, pools: dict[tuple[str, str], Pool]) -> list[dict]:
                 name = (f"audio/{DATASET}_{label.lower()}_{duration_ms:04d}ms_"
                         f"{numbers[label]:03d}.wav")
                 numbers[label] += 1
-                write_clip(out_dir / name, cut(window))
-                start_s = window.start_frame * rules.FRAME / SAMPLE_RATE
+                # Resampling can overshoot full scale near a loud source's peaks: scaled, not clipped.
+                clip, gain_db = fit_full_scale(cut(window))
+                write_clip(out_dir / name, clip)
                 records.append({
                     "segment_id": len(records), "audio_path": name, "label": label,
                     "duration_ms": duration_ms, "dataset": DATASET,
                     "source_id": window.recording.source_id, "condition": condition,
-                    "category": category, "start_s": round(start_s, 4),
-                    "end_s": round(start_s + duration_ms / 1000, 4),
+                    "category": category, **window_times(window), "gain_db": round(gain_db, 3),
                 })
-    # The set must load as any user's set would: every clip present, long enough, not silent.
+    return records
+
+
+def window_times(window: Window) -> dict[str, float]:
+    start_s = window.start_frame * rules.FRAME / SAMPLE_RATE
+    return {"start_s": round(start_s, 4), "end_s": round(start_s + window.n_frames / 100, 4)}
+
+
+def write_set(out_dir: Path, records: list[dict]) -> None:
+    """Write the metadata; the set must load as any user's set would: every clip present,
+    long enough, not silent."""
     for segment in SegmentSet.write(out_dir, [Segment.from_dict(record) for record in records]):
         load_segment_audio(segment)
-    return records
+
+
+def load_background(args: argparse.Namespace) -> tuple[Recording, ...]:
+    """The offline background-noise recordings (OpenSFX entries, Sonic Pi's vinyl hiss)."""
+    opensfx = [r for r in load_opensfx(Path(args.opensfx_cat))
+               if entry_title(r.credit) in BACKGROUND_OPENSFX]
+    if not opensfx:
+        raise DemoInputError(f"{args.opensfx_cat}: none of the background-noise entries "
+                             f"({', '.join(BACKGROUND_OPENSFX)}); are these the pinned inputs?")
+    return tuple(opensfx) + tuple(load_sonic_pi(Path(args.sonic_pi_dir), BACKGROUND_SONIC_PI))
+
+
+def add_noisy_twins(out_dir: Path, records: list[dict], levels: tuple[float, ...],
+                    background: tuple[Recording, ...], noise_set: NoiseSet | None) -> list[dict]:
+    """Every clean clip mixed at every level, with one noise excerpt per clip for all levels.
+
+    The noise comes from ``noise_set`` (--noise-dir) when given, else from the offline
+    background recordings, spread over them as the clips of a pool are.
+    """
+    excerpts: list[tuple[str, float, np.ndarray]] = []
+    pool = Pool("noise", "background", background)
+    for duration_ms in DURATIONS_MS:
+        clean = [r for r in records if r["duration_ms"] == duration_ms]
+        if noise_set is None:
+            # In draws of one class's count: excerpts of one draw never overlap, excerpts of
+            # two may (a 5 s recording holds only a few 1 s windows).
+            for first in range(0, len(clean), CLIPS_PER_CLASS):
+                count = min(CLIPS_PER_CLASS, len(clean) - first)
+                for window in pick_windows(pool, duration_ms, count, f"{SEED_NAMESPACE} noise {first}"):
+                    excerpts.append((window.recording.source_id, window_times(window)["start_s"],
+                                     cut(window)))
+        else:
+            for r in clean:
+                file, start, samples = noise_set.excerpt(duration_ms * SAMPLE_RATE // 1000,
+                                                         SEED_NAMESPACE, r["audio_path"])
+                excerpts.append((file.source, start / SAMPLE_RATE, samples))
+    signals = [read_audio(out_dir / r["audio_path"]) for r in records]
+    speech_power: dict[int, list[float]] = {}
+    for record, signal in zip(records, signals):
+        if record["label"] == "SPEECH":
+            speech_power.setdefault(record["duration_ms"], []).append(power(signal))
+    twins = []
+    for level in levels:
+        for record, signal, (source, start_s, noise) in zip(records, signals, excerpts):
+            reference = (None if record["label"] == "SPEECH"
+                         else float(np.mean(speech_power[record["duration_ms"]])))
+            mixture = mix_at_snr(signal, noise, level, reference)
+            name = record["audio_path"].replace("audio/", f"audio/{level_name(level)}/", 1)
+            write_clip(out_dir / name, mixture.samples)
+            twins.append({**record, "segment_id": len(records) + len(twins), "audio_path": name,
+                          "snr_db": mixture.snr_db, "noise_source": source,
+                          "noise_start_s": round(start_s, 4),
+                          "snr_reference": SNR_REFERENCE_CLIP if reference is None else SNR_REFERENCE_SPEECH,
+                          "gain_db": round(mixture.gain_db, 3)})
+    return twins
 
 
 def load_pools(args: argparse.Namespace) -> dict[tuple[str, str], Pool]:
@@ -215,6 +296,11 @@ def prepare_out_dir(out_dir: Path, force: bool) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_input_arguments(parser)
+    add_noise_arguments(parser, noise_required=False)
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="directory to write the set to")
     parser.add_argument("--force", action="store_true",
                         help="replace the set in a non-empty --out (default: refuse)")
@@ -236,11 +322,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     try:
+        levels = parse_levels(args.snr_db)
+        if args.noise_dir is not None and not levels:
+            raise BuildError("--noise-dir is used only with --snr-db LEVEL...")
         pools = load_pools(args)
+        background = load_background(args) if levels and args.noise_dir is None else ()
+        noise_set = NoiseSet.from_dir(args.noise_dir, args.noise_name) if levels and args.noise_dir else None
         prepare_out_dir(out_dir, args.force)
         records = build(out_dir, pools)
-        write_sources(out_dir / "SOURCES.md", records, pools.values())
-    except (DemoInputError, DemoBuildError, SegmentSetError, AudioError) as exc:
+        if levels:
+            records += add_noisy_twins(out_dir, records, levels, background, noise_set)
+        write_set(out_dir, records)
+        credited = [*pools.values(), Pool("noise", "background", background)]
+        write_sources(out_dir / "SOURCES.md", records, credited)
+    except (DemoInputError, DemoBuildError, SegmentSetError, AudioError, BuildError) as exc:
         print(f"qsm-eval build demo: {exc}", file=sys.stderr)
         return 2
     speech = sum(r["label"] == "SPEECH" for r in records)

@@ -29,24 +29,16 @@ from pathlib import Path
 import numpy as np
 
 from qsm_eval.builders import demo
-from qsm_eval.audio import SAMPLE_RATE, AudioError, to_pcm16, write_clip
+from qsm_eval.audio import AudioError, to_pcm16, write_clip
 from qsm_eval.builders.demo_credits import CORPORA, write_sources
-from qsm_eval.builders.demo_sources import (
-    DemoInputError, Recording, entry_title, load_arctic, load_asterisk, load_opensfx, load_sonic_pi)
+from qsm_eval.builders.demo_sources import DemoInputError, Recording, load_arctic, load_asterisk
 from qsm_eval.builders.mixing import SNR_REFERENCE_CLIP, SNR_REFERENCE_SPEECH, level_name, mix_at_snr, power
 from qsm_eval.seeding import stable_seed
-from qsm_eval.segments import Segment, SegmentSet, SegmentSetError, load_segment_audio
+from qsm_eval.segments import SegmentSetError
 
 DATASET = "demo-hard"
 SNR_DB = (0.0, 10.0, 20.0)
 SEED_NAMESPACE = "qsm-eval demo-hard v1"
-# OpenSFX entries that are background noise: steady wind, engines, machinery, tools.
-BACKGROUND_OPENSFX = (
-    "Wind", "Heavy wind", "Helicopter", "Mining machinery", "Steam (of steam engine)",
-    "Jackhammer", "Sawmill", "Lumber mill: Chainsaw", "Electric sparking",
-    "Truck/old bus start, pull away", "Propeller plane start", "Early jet take off",
-)
-BACKGROUND_SONIC_PI = ("vinyl_hiss",)
 
 HEADER = """# Sources of the hard demo segment set
 
@@ -85,13 +77,7 @@ def load_pools(args: argparse.Namespace) -> tuple[dict[tuple[str, str], demo.Poo
     arctic = tuple(load_arctic(Path(args.sdist_dir)))
     pools = {("speech", "asterisk"): demo.Pool("speech", "asterisk", asterisk),
              ("speech", "arctic"): demo.Pool("speech", "arctic", arctic)}
-    opensfx = [r for r in load_opensfx(Path(args.opensfx_cat))
-               if entry_title(r.credit) in BACKGROUND_OPENSFX]
-    if not opensfx:
-        raise DemoInputError(f"{args.opensfx_cat}: none of the background-noise entries "
-                             f"({', '.join(BACKGROUND_OPENSFX)}); are these the pinned inputs?")
-    background = tuple(opensfx) + tuple(load_sonic_pi(Path(args.sonic_pi_dir), BACKGROUND_SONIC_PI))
-    return pools, background
+    return pools, demo.load_background(args)
 
 
 def _speech_windows(pools, duration_ms: int) -> list[demo.Window]:
@@ -140,25 +126,18 @@ def build(out_dir: Path, pools, background: tuple[Recording, ...]) -> list[dict]
                 "duration_ms": duration_ms, "dataset": DATASET,
                 "source_id": window.recording.source_id,
                 "condition": "speech-in-noise" if label == "SPEECH" else "background-noise",
-                "category": window.recording.category, **_times(window),
+                "category": window.recording.category, **demo.window_times(window),
                 "snr_db": mixture.snr_db, "noise_source": noise.recording.source_id,
-                "noise_start_s": _times(noise)["start_s"],
+                "noise_start_s": demo.window_times(noise)["start_s"],
                 "snr_reference": SNR_REFERENCE_CLIP if reference_power is None else SNR_REFERENCE_SPEECH,
                 "gain_db": round(mixture.gain_db, 3),
             })
-    # The set must load as any user's set would: every clip present, long enough, not silent.
-    for segment in SegmentSet.write(out_dir, [Segment.from_dict(record) for record in records]):
-        load_segment_audio(segment)
+    demo.write_set(out_dir, records)
     return records
 
 
-def _times(window: demo.Window) -> dict[str, float]:
-    start_s = window.start_frame * demo.rules.FRAME / SAMPLE_RATE
-    return {"start_s": round(start_s, 4), "end_s": round(start_s + window.n_frames / 100, 4)}
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    demo.add_arguments(parser)
+    demo.add_input_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

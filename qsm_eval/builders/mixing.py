@@ -17,6 +17,7 @@ clipped waveform would not. The gain is recorded per clip in ``gain_db`` and cou
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import math
 from dataclasses import dataclass
@@ -163,3 +164,19 @@ def parse_levels(values: list[str] | None) -> tuple[float, ...]:
 def level_name(level: float) -> str:
     """A level in a file name: 10 -> "snr+10", -5 -> "snr-5", 2.5 -> "snr+2.5"."""
     return f"snr{level:+g}"
+
+
+def add_noise_arguments(parser: argparse.ArgumentParser, noise_required: bool = True) -> None:
+    group = parser.add_argument_group("noise conditions")
+    group.add_argument("--snr-db", nargs="+", action="extend", metavar="DB",
+                       help="also write every clip mixed with noise at each of these SNRs "
+                       "(e.g. --snr-db -10 0 10 20, or 0,10,20; repeatable); the clean clips "
+                       "stay, with snr_db empty. SNR: mean power over the clip, of the clip "
+                       "(SPEECH) or of the same split and duration's SPEECH clips (NONSPEECH), "
+                       "over that of the noise")
+    group.add_argument("--noise-dir", type=Path, metavar="DIR",
+                       help="the noise set: a directory of noise recordings, searched "
+                       "recursively" + ("" if noise_required else
+                                        " (default: the builder's own offline noise)"))
+    group.add_argument("--noise-name", metavar="NAME",
+                       help="name of the noise set in noise_source (default: the directory's name)")

@@ -23,8 +23,8 @@ from rich.console import Console
 from qsm_eval.builders.balance import REPORT_CSV, REPORT_TEXT, balance_rows, balance_table, save_balance
 from qsm_eval.builders.errors import BuildError
 from qsm_eval.builders.mixing import (
-    SNR_REFERENCE_CLIP, SNR_REFERENCE_SPEECH, NoiseSet, fit_full_scale, level_name, mix_at_snr,
-    parse_levels, power)
+    SNR_REFERENCE_CLIP, SNR_REFERENCE_SPEECH, NoiseSet, add_noise_arguments, fit_full_scale,
+    level_name, mix_at_snr, parse_levels, power)
 from qsm_eval.builders.regions import Region, eligible_regions
 from qsm_eval.builders.sourceaudio import read_windows
 from qsm_eval.builders.splits import assign_splits, largest_remainder, parse_splits
@@ -87,22 +87,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, dataset: str,
                        help="leave out recordings whose audio file is missing or unreadable "
                        "(counted and named in build.json) instead of stopping the build")
     add_noise_arguments(parser)
-
-
-def add_noise_arguments(parser: argparse.ArgumentParser, noise_required: bool = True) -> None:
-    group = parser.add_argument_group("noise conditions")
-    group.add_argument("--snr-db", nargs="+", action="extend", metavar="DB",
-                       help="also write every clip mixed with noise at each of these SNRs "
-                       "(e.g. --snr-db -10 0 10 20, or 0,10,20; repeatable); the clean clips "
-                       "stay, with snr_db empty. SNR: mean power over the clip, of the clip "
-                       "(SPEECH) or of the same split and duration's SPEECH clips (NONSPEECH), "
-                       "over that of the noise")
-    group.add_argument("--noise-dir", type=Path, metavar="DIR",
-                       help="the noise set: a directory of noise recordings, searched "
-                       "recursively" + ("" if noise_required else
-                                        " (default: the builder's own offline noise)"))
-    group.add_argument("--noise-name", metavar="NAME",
-                       help="name of the noise set in noise_source (default: the directory's name)")
 
 
 def options_from_args(args: argparse.Namespace) -> BuildOptions:
