@@ -12,6 +12,10 @@ what a user waits for.
 
     python benchmarks/bench_summary_cost.py                    # 5 repeats, full / tables / none
     python benchmarks/bench_summary_cost.py --repeats 9 --model webrtc-vad
+    python benchmarks/bench_summary_cost.py --also /tmp/old-checkout   # interleaved with another tree
+
+``--also DIR`` times another checkout of the repository (e.g. `git archive` of an older commit)
+in the same interleaved loop; `python -m pytest` run inside a checkout imports its qsm_eval.
 """
 
 from __future__ import annotations
@@ -28,11 +32,11 @@ ROOT = Path(__file__).resolve().parents[1]
 MODES = ("none", "tables", "full")
 
 
-def run_seconds(mode: str, model: str, out: Path, extra: list[str]) -> float:
+def run_seconds(root: Path, mode: str, model: str, out: Path, extra: list[str]) -> float:
     command = [sys.executable, "-m", "pytest", "evals", "--qsm-model", model, "--qsm-summary", mode,
                "--qsm-out", str(out), "-q", "-p", "no:cacheprovider", *extra]
     started = time.perf_counter()
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(command, cwd=root, capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
@@ -44,26 +48,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--model", default="silero-vad")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated --qsm-summary modes")
+    parser.add_argument("--also", action="append", default=[], metavar="DIR",
+                        help="another checkout to time in the same loop (repeatable)")
     parser.add_argument("pytest_args", nargs="*", help="more pytest arguments (after --)")
     args = parser.parse_args(argv)
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if "none" not in modes:
         modes.insert(0, "none")
-    times: dict[str, list[float]] = {m: [] for m in modes}
+    roots = [ROOT, *(Path(d).resolve() for d in args.also)]
+    runs = [(root, mode) for root in roots for mode in modes]
+    times: dict[tuple, list[float]] = {run: [] for run in runs}
     with tempfile.TemporaryDirectory(prefix="qsm-summary-bench-") as tmp:
-        run_seconds("none", args.model, Path(tmp) / "warm", args.pytest_args)  # fill the OS file cache
+        for root in roots:  # fill the OS file cache
+            run_seconds(root, "none", args.model, Path(tmp) / "warm", args.pytest_args)
         for repeat in range(args.repeats):
-            # Rotate the order every repeat: no mode always runs first (or after the same one).
-            order = modes[repeat % len(modes):] + modes[:repeat % len(modes)]
-            for mode in order:
-                times[mode].append(run_seconds(mode, args.model, Path(tmp) / f"{mode}-{repeat}", args.pytest_args))
-    base = statistics.median(times["none"])
+            # Rotate the order every repeat: no run always goes first (or after the same one).
+            shift = repeat % len(runs)
+            for i, (root, mode) in enumerate(runs[shift:] + runs[:shift]):
+                out = Path(tmp) / f"{repeat}-{i}"
+                times[(root, mode)].append(run_seconds(root, mode, args.model, out, args.pytest_args))
     print(f"pytest evals --qsm-model {args.model} {' '.join(args.pytest_args)}: "
           f"{args.repeats} interleaved repeats, wall seconds per process")
-    print(f"{'--qsm-summary':>14} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio to none':>14}")
-    for mode in modes:
-        t = times[mode]
-        print(f"{mode:>14} {statistics.median(t):9.2f} {min(t):7.2f} {max(t):7.2f} "
+    print(f"{'checkout':<28} {'--qsm-summary':>14} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio to none':>14}")
+    for root, mode in runs:
+        t = times[(root, mode)]
+        base = statistics.median(times[(root, "none")])
+        print(f"{str(root)[-28:]:<28} {mode:>14} {statistics.median(t):9.2f} {min(t):7.2f} {max(t):7.2f} "
               f"{statistics.median(t) / base:14.2f}")
     return 0
 

@@ -70,28 +70,52 @@ def test_report_errors_name_the_path(tmp_path, capsys):
     assert "DT40" in capsys.readouterr().err
 
 
-def test_compare_command_writes_beside_the_runs(tmp_path, simulated_run):
-    other = tmp_path / "other"
+def _noisier(run: Path, tmp_path: Path, name: str, frac: float) -> Path:
+    other = tmp_path / name
     other.mkdir()
-    df = pd.read_parquet(simulated_run / "results.parquet")
-    flipped = df.sample(frac=0.3, random_state=1).index
+    df = pd.read_parquet(run / "results.parquet")
+    flipped = df.sample(frac=frac, random_state=1).index
     df.loc[flipped, "pred_label"] = np.where(df.loc[flipped, "pred_label"] == "SPEECH", "NONSPEECH", "SPEECH")
     write_results(df.assign(model="noisier"), other)
+    return other
+
+
+def _compare_dirs(parent: Path) -> list[Path]:
+    return sorted(p for p in parent.iterdir() if p.name.startswith("compare-"))
+
+
+def test_compare_command_writes_beside_the_runs(tmp_path, simulated_run):
+    other = _noisier(simulated_run, tmp_path, "other", 0.3)
     assert main(["compare", str(simulated_run), str(other), "--n-boot", "200"]) == 0
-    out = tmp_path / "compare-simulated-vs-noisier"
+    (out,) = _compare_dirs(tmp_path)
+    assert out.name.startswith("compare-run-vs-other-")
     rows = json.loads((out / "compare.json").read_text())["rows"]
     assert rows[0]["scope"] == "all" and rows[0]["winner"] == "simulated"
     assert (out / "psychometric.png").read_bytes().startswith(PNG_MAGIC)
     assert len(pd.read_csv(out / "compare.csv")) == len(rows)
 
 
-def test_compare_names_its_directory_from_model_ids_with_slashes(tmp_path, simulated_run):
+def test_a_second_compare_neither_overwrites_the_first_nor_leaves_stale_files(tmp_path, simulated_run):
+    first, second = (_noisier(simulated_run, tmp_path, name, frac) for name, frac in (("b1", 0.3), ("b2", 0.1)))
+    assert main(["compare", str(simulated_run), str(first), "--n-boot", "0"]) == 0
+    assert main(["compare", str(simulated_run), str(second), "--n-boot", "0"]) == 0
+    one, two = _compare_dirs(tmp_path)                 # same model names, two directories
+    assert json.loads((one / "compare.json").read_text())["run_b"] != json.loads((two / "compare.json").read_text())["run_b"]
+    # The same pair again without plots: the plots of the first time are gone, not left stale.
+    assert (one / "psychometric.png").is_file()
+    assert main(["compare", str(simulated_run), str(first), "--n-boot", "0", "--no-plots"]) == 0
+    assert _compare_dirs(tmp_path) == [one, two]
+    assert sorted(p.name for p in one.iterdir()) == ["compare.csv", "compare.json"]
+
+
+def test_compare_names_its_directory_in_one_path_component(tmp_path, simulated_run):
     df = pd.read_parquet(simulated_run / "results.parquet")
     for name, model in (("a", "Qwen/Qwen2-Audio-7B-Instruct"), ("b", "/models/lora")):
         (tmp_path / name).mkdir()
         write_results(df.assign(model=model), tmp_path / name)
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--n-boot", "0", "--no-plots"]) == 0
-    assert (tmp_path / "compare-Qwen_Qwen2-Audio-7B-Instruct-vs-models_lora" / "compare.json").is_file()
+    (out,) = _compare_dirs(tmp_path)
+    assert (out / "compare.json").is_file() and out.parent == tmp_path
 
 
 def test_pytest_summary_shows_thresholds_and_alarms(simulated_run):
