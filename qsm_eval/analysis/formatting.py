@@ -38,12 +38,31 @@ def duration(ms, tested: tuple[float, float] | None = None) -> str:
     return f"{ms:.0f}" if ms >= 10 else f"{ms:.1f}"
 
 
+def flags_of(t) -> list[str]:
+    """A Threshold's flags: the list psychometric.py gives, or the one-line flag of older fits."""
+    flags = getattr(t, "flags", None)
+    if flags is None:
+        flags = [t.flag] if getattr(t, "flag", "") else []
+    return list(flags)
+
+
+def missing(t) -> str:
+    """The word for a threshold without a value: "non-monotone" when the data fall with duration,
+    "not estimable" for another reason to have none, else "not reached"."""
+    first = next(iter(flags_of(t)), "")
+    if "non-monotone" in first:
+        return "non-monotone"
+    if first.startswith("not estimable"):
+        return "not estimable"
+    return "not reached"
+
+
 def threshold(t, tested: tuple[float, float]) -> str:
     """A Threshold as 'value [low, high] ms': '30 [21, 39] ms', '<20 [<20, 31] ms',
-    '>1000 [640, >1000] ms', or 'not reached' when the curve never gets there. An interval end
-    the bootstrap did not reach reads as beyond the tested range."""
+    '>1000 [640, >1000] ms', or the word for a threshold that does not exist ("not reached",
+    "non-monotone"). An interval end the bootstrap did not reach reads as beyond the tested range."""
     if _not_reached(t.duration_ms):
-        return "not reached"
+        return missing(t)
     ends = [tested[1] * 2 if _not_reached(e) else e for e in (t.ci_low, t.ci_high)]
     if any(math.isnan(e) for e in ends):
         return f"{duration(t.duration_ms, tested)} ms"
@@ -56,16 +75,23 @@ def fit_flags(fit) -> list[str]:
     return list(getattr(fit, "flags", None) or [])
 
 
-def threshold_flag(t) -> str:
-    """One threshold's own note: "DT75 not reached", "DT50 below tested range...: extrapolated"."""
-    if _not_reached(t.duration_ms):
-        return f"{t.name} not reached"
-    return f"{t.name} {t.flag}" if t.flag else ""
+def blocking_flags(t) -> list[str]:
+    """The flags that make a threshold's value unusable for a gate: all but extrapolation below
+    the shortest tested duration (the data show the model is good there already)."""
+    blocking = [f for f in flags_of(t) if not f.startswith("below tested range")]
+    if _not_reached(t.duration_ms) and not blocking:
+        blocking = [f"{t.name} not reached"]
+    return blocking
 
 
 def threshold_notes(fit, thresholds) -> str:
-    """The curve's flags, then those of ``thresholds``, as one line."""
-    return "; ".join(dict.fromkeys(filter(None, fit_flags(fit) + [threshold_flag(t) for t in thresholds])))
+    """The curve's flags, then those of ``thresholds`` (named) and their interval warnings, as
+    one line."""
+    notes = fit_flags(fit)
+    for t in thresholds:
+        notes += [f"{t.name} {f}" for f in flags_of(t) if f not in notes]
+        notes += list(getattr(t, "warnings", None) or [])
+    return "; ".join(dict.fromkeys(notes))
 
 
 def p_value(p: float) -> str:

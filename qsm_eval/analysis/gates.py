@@ -134,10 +134,9 @@ def threshold_value(df: pd.DataFrame, name: str) -> tuple[float | None, str]:
     except ValueError as exc:
         return None, f"no curve: {exc}"
     t = fit.thresholds[name]
+    blocking = formatting.blocking_flags(t)
     value = t.duration_ms
-    blocking = formatting.fit_flags(fit)
     if value is None or math.isinf(value) or math.isnan(value):
-        blocking.append(f"{name} not reached" if value is None or math.isinf(value) else f"{name} not estimable")
         value = None
     return value, "; ".join(blocking)
 

@@ -41,6 +41,23 @@ def _threshold_section(overview: Overview) -> str:
     return _table(tables.threshold_table(overview.fits, overview.fit_problems, overview.settings.levels, ""))
 
 
+def _single_class_section(overview: Overview) -> str:
+    if not overview.rate_fits:
+        return ""
+    return ("<h3>Single-class strata</h3><p class=\"note\">A stratum that holds one class has no "
+            "two-alternative threshold (its proportion correct is a hit rate, or a rate of correct "
+            "rejections, that a bias towards one answer raises without hearing anything): it gets the "
+            "rate it measures, with the durations where the fitted rate reaches 50% and 75%.</p>"
+            + _table(tables.rate_table(overview.rate_fits, "")))
+
+
+def _snr_section(overview: Overview) -> str:
+    if not overview.snr:
+        return ""
+    return "<h3>Thresholds against SNR</h3>" + _table(
+        tables.snr_table(overview.fits, overview.snr, overview.settings.levels, ""))
+
+
 def _dprime_section(overview: Overview) -> str:
     if overview.dprime.empty:
         return "<p>Not computed.</p>"
@@ -72,7 +89,7 @@ interval on the effective sample size. Psychometric fit: {escape(s.core)} core, 
 UNKNOWN answers count as wrong. Harness errors ({overview.harness_errors} of {overview.cases} cases) are not
 model answers: they are counted in the error rate and left out of every other metric and of the curves.</p>
 <h2>Alarms</h2>{alarms}
-<h2>Duration thresholds</h2>{_threshold_section(overview)}
+<h2>Duration thresholds</h2>{_threshold_section(overview)}{_snr_section(overview)}{_single_class_section(overview)}
 <p class="note">A value outside the tested durations (extrapolated) and interval ends beyond them are
 shown as &lt;min or &gt;max; a threshold the curve never reaches is "not reached"; a curve whose data fall
 with duration is flagged "non-monotone", and a gate on a flagged threshold fails. Fit p: deviance

@@ -1,5 +1,6 @@
 """Everything qsm-eval says about one run, computed once: metrics with intervals per grouping,
-psychometric fits per model and dataset, d' per duration, alarms, harness errors.
+psychometric fits per model, dataset and SNR (hit-rate or correct-rejection curves where a
+stratum holds one class), d' per duration, alarms, harness errors.
 
 Three renderers read it and compute nothing themselves: the pytest summary (summary.py),
 `qsm-eval report` in the terminal (report.py) and report.html (html.py), through the shared
@@ -46,6 +47,8 @@ class Overview:
     models: tuple[str, ...] = ()
     curve_frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # label -> rows fitted
     model_frames: dict[str, pd.DataFrame] = field(default_factory=dict)  # model -> all its rows
+    rate_fits: dict = field(default_factory=dict)      # label -> single_class.RateFit (one class only)
+    snr: dict[str, tuple[str, float]] = field(default_factory=dict)   # fit label -> (model, SNR dB)
 
 
 def model_groups(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -54,32 +57,44 @@ def model_groups(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {str(model): rows for model, rows in df.groupby(models, sort=True)}
 
 
-def fit_groups(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The row sets that get a curve: each model on all its data, then each model and dataset;
-    only rows that are answers on audio the model saw (outcomes.fit_rows)."""
-    groups = {}
+def fit_groups(df: pd.DataFrame) -> tuple[dict[str, pd.DataFrame], dict[str, tuple[str, float]]]:
+    """The row sets that get a curve: each model on all its data, then each model and dataset,
+    then each model and SNR level (where the set mixes clips with noise at two or more SNRs);
+    only rows that are answers on audio the model saw (outcomes.fit_rows). Returns the row sets
+    by label and, for the per-SNR ones, label -> (model, SNR in dB)."""
+    groups, snr = {}, {}
     for model, rows in model_groups(fit_rows(df)).items():
         groups[model] = rows
         if "dataset" in rows and rows["dataset"].nunique() > 1:
             for dataset, subset in rows.groupby("dataset", sort=True):
                 groups[f"{model} / {dataset}"] = subset
-    return groups
+        if "snr_db" in rows and rows["snr_db"].nunique(dropna=True) > 1:
+            for level, subset in rows.groupby("snr_db", sort=True):
+                label = f"{model} / SNR {float(level):+g} dB"
+                groups[label], snr[label] = subset, (model, float(level))
+    return groups, snr
 
 
-def fit_all(groups: dict[str, pd.DataFrame], settings: Settings) -> tuple[dict, dict]:
-    """A curve per row set of ``fit_groups``, or why there is none."""
+def fit_all(groups: dict[str, pd.DataFrame], settings: Settings) -> tuple[dict, dict, dict]:
+    """Per row set of ``fit_groups``: a two-alternative curve where both classes are present,
+    a hit-rate or correct-rejection curve where one is (single_class.py), or why there is none.
+    Returns (fits, rate_fits, problems)."""
     from qsm_eval.analysis.psychometric import fit_psychometric  # scipy: only when curves are asked for
+    from qsm_eval.analysis.single_class import fit_rate, single_class
 
     bounds = {"lapse_bounds": settings.lapse_bounds} if settings.lapse_bounds is not None else {}
-    fits, problems = {}, {}
+    fits, rate_fits, problems = {}, {}, {}
     for label, rows in groups.items():
         try:
-            fits[label] = fit_psychometric(rows, core=settings.core, levels=settings.levels,
-                                           n_boot=settings.n_boot, confidence=settings.confidence,
-                                           seed=(label,), **bounds)
+            if single_class(rows) is not None:
+                rate_fits[label] = fit_rate(rows, settings.core)
+            else:
+                fits[label] = fit_psychometric(rows, core=settings.core, levels=settings.levels,
+                                               n_boot=settings.n_boot, confidence=settings.confidence,
+                                               seed=(label,), **bounds)
         except ValueError as exc:
             problems[label] = str(exc)
-    return fits, problems
+    return fits, rate_fits, problems
 
 
 def _metrics(df: pd.DataFrame, name: str, settings: Settings) -> pd.DataFrame:
@@ -92,8 +107,8 @@ def _metrics(df: pd.DataFrame, name: str, settings: Settings) -> pd.DataFrame:
 def analyse(df: pd.DataFrame, name: str, settings: Settings | None = None) -> Overview:
     """The overview of a results frame (labels normalised: see outcomes.normalise_labels)."""
     settings = settings or Settings()
-    frames = fit_groups(df)
-    fits, problems = fit_all(frames, settings) if settings.fits else ({}, {})
+    frames, snr = fit_groups(df)
+    fits, rate_fits, problems = fit_all(frames, settings) if settings.fits else ({}, {}, {})
     dprime = pd.DataFrame()
     if settings.dprime:
         from qsm_eval.analysis.psychometric import dprime_table
@@ -102,21 +117,30 @@ def analyse(df: pd.DataFrame, name: str, settings: Settings | None = None) -> Ov
     errors = int(df["error"].notna().sum()) if "error" in df else 0
     models = tuple(sorted(df["model"].dropna().astype(str).unique())) if "model" in df else ()
     return Overview(name, _metrics(df, name, settings), fits, problems, dprime, check_alarms(df),
-                    settings, len(df), errors, models, frames, model_groups(df))
+                    settings, len(df), errors, models, frames, model_groups(df), rate_fits,
+                    {label: v for label, v in snr.items() if label in fits})
 
 
-def thresholds_frame(fits: dict) -> pd.DataFrame:
-    """thresholds.csv: one row per curve and threshold, in the words the tables use."""
+def thresholds_frame(overview: Overview) -> pd.DataFrame:
+    """thresholds.csv: one row per curve and threshold, in the words the tables use ("shown":
+    '30 [21, 39] ms', '>1000', 'not reached', 'non-monotone'; "flag": the notes), then the
+    single-class curves' rate levels."""
     from qsm_eval.analysis import formatting
 
     rows = []
-    for label, fit in fits.items():
+    for label, fit in overview.fits.items():
         for t in fit.thresholds.values():
-            rows.append({"curve": label, "threshold": t.name, "duration_ms": t.duration_ms,
-                         "ci_low_ms": t.ci_low, "ci_high_ms": t.ci_high,
+            rows.append({"curve": label, "kind": "two-alternative", "threshold": t.name,
+                         "duration_ms": t.duration_ms, "ci_low_ms": t.ci_low, "ci_high_ms": t.ci_high,
                          "shown": formatting.threshold(t, fit.tested_range),
                          "flag": formatting.threshold_notes(fit, [t]),
-                         "lapse": fit.curve.lapse, "slope": fit.curve.slope,
+                         "snr_db": overview.snr.get(label, (None, None))[1],
+                         "ceiling": fit.curve.ceiling, "slope": fit.curve.slope,
                          "deviance_p": fit.deviance_p,
                          "n": int(fit.n_trials.sum()), "n_clusters": fit.n_clusters})
+    for label, fit in overview.rate_fits.items():
+        for level, ms in fit.at_level.items():
+            rows.append({"curve": label, "kind": fit.kind, "threshold": f"{fit.kind} {level:.0%}",
+                         "duration_ms": ms, "shown": "not reached" if ms is None else formatting.duration(ms, fit.tested_range),
+                         "flag": "single class: no two-alternative threshold", "n": int(fit.n_trials.sum())})
     return pd.DataFrame(rows)

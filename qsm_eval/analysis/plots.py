@@ -137,3 +137,42 @@ def roc_plot(frames: dict[str, pd.DataFrame], stem: Path, title: str = "") -> li
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(True, alpha=0.3)
     return _save(fig, stem)
+
+
+def snr_plot(fits: dict[str, PsychometricFit], snr: dict[str, tuple[str, float]], stem: Path,
+             level: str = "DT75", title: str = "") -> list[Path]:
+    """A threshold against SNR, one line per model, with its bootstrap interval as bars; a level
+    not reached at some SNR is drawn as an open triangle at the top edge (the tables say why)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    by_model: dict[str, list[tuple[float, PsychometricFit]]] = {}
+    for label, (model, snr_db) in snr.items():
+        by_model.setdefault(model, []).append((snr_db, fits[label]))
+    tested = [f.tested_range for f in fits.values()]
+    top = max(hi for _, hi in tested) * 1.5 if tested else 1000.0
+    bottom = min(lo for lo, _ in tested) / 1.5 if tested else 10.0
+    for i, (model, points) in enumerate(sorted(by_model.items())):
+        color = f"C{i}"
+        points.sort(key=lambda item: item[0])
+        def has_value(t):
+            return t.duration_ms is not None and np.isfinite(t.duration_ms)
+
+        reached = [(s, f.thresholds[level]) for s, f in points if has_value(f.thresholds[level])]
+        missing = [s for s, f in points if not has_value(f.thresholds[level])]
+        if reached:
+            x = np.array([s for s, _ in reached])
+            y = np.array([t.duration_ms for _, t in reached])
+            low = np.array([t.ci_low if np.isfinite(t.ci_low) else bottom for _, t in reached])
+            high = np.array([t.ci_high if np.isfinite(t.ci_high) else top for _, t in reached])
+            ax.errorbar(x, y, yerr=np.clip([y - np.clip(low, bottom, None), np.clip(high, None, top) - y], 0, None),
+                        fmt="o-", color=color, capsize=3, ms=5, label=model)
+        if missing:
+            ax.plot(missing, [top] * len(missing), "^", color=color, mfc="white", ms=8,
+                    label=f"{model}: {level} not reached" if not reached else None)
+    ax.set_yscale("log")
+    ax.set_ylim(bottom, top * 1.1)
+    ax.set_xlabel("SNR (dB)")
+    ax.set_ylabel(f"{level} (ms)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title(title or f"{level} against SNR (bars: bootstrap interval)")
+    ax.legend(loc="best", fontsize=8)
+    return _save(fig, stem)

@@ -24,7 +24,9 @@ from qsm_eval.analysis.overview import Overview, Settings, analyse, thresholds_f
 from qsm_eval.analysis.psychometric import CORES, DEFAULT_LAPSE_BOUNDS, DEFAULT_LEVELS, level_of
 from qsm_eval.analysis.runs import load_run, output_dir
 
-MAX_TERMINAL_GROUPS = 16   # longer groupings (e.g. every condition) go to the files only
+MAX_TERMINAL_GROUPS = 16
+RATE_TITLE = ("single-class strata: the rate they measure (no guess rate, so no two-alternative "
+              "threshold), where the fitted rate reaches 50% and 75%")   # longer groupings (e.g. every condition) go to the files only
 HEADLINE = ("accuracy", "balanced_accuracy", "recall", "f1", "unknown_rate", "error_rate", "roc_auc")
 
 
@@ -71,6 +73,11 @@ def terminal_tables(overview: Overview) -> list:
         overview.fits, overview.fit_problems, overview.settings.levels,
         f"{overview.name}: duration thresholds ({overview.settings.core} fit, {conf} source-bootstrap CI; "
         f"fit p: deviance test, small = the curve misses the points)"))
+    if overview.rate_fits:
+        out.append(tables.rate_table(overview.rate_fits, f"{overview.name}: {RATE_TITLE}"))
+    if overview.snr:
+        out.append(tables.snr_table(overview.fits, overview.snr, overview.settings.levels,
+                                    f"{overview.name}: duration thresholds against SNR"))
     if not overview.dprime.empty:
         out.append(tables.dprime_table(overview.dprime, f"{overview.name}: hits, false alarms and d' per duration"))
     return out
@@ -97,7 +104,7 @@ def _clean(value):
 def write_files(overview: Overview, out: Path, source: Path, plot: bool = True) -> list[Path]:
     written = []
     overview.metrics.to_csv(out / "metrics.csv", index=False)
-    thresholds_frame(overview.fits).to_csv(out / "thresholds.csv", index=False)
+    thresholds_frame(overview).to_csv(out / "thresholds.csv", index=False)
     overview.dprime.to_csv(out / "dprime.csv", index=False)
     written += [out / "metrics.csv", out / "thresholds.csv", out / "dprime.csv"]
     figures = {}
@@ -107,6 +114,10 @@ def write_files(overview: Overview, out: Path, source: Path, plot: bool = True) 
         figures["rates"] = plots.rate_plot(overview.model_frames, out / "rates",
                                            title=f"{overview.name}: P(answer SPEECH)")
         figures["roc"] = plots.roc_plot(overview.curve_frames, out / "roc", title=f"{overview.name}: ROC")
+        if overview.snr:
+            level = "DT75" if "DT75" in overview.settings.levels else overview.settings.levels[-1]
+            figures["snr"] = plots.snr_plot(overview.fits, overview.snr, out / "snr", level,
+                                            title=f"{overview.name}: {level} against SNR")
         written += [p for paths in figures.values() for p in paths]
     report = {
         "run": str(source), "name": overview.name,
@@ -117,6 +128,8 @@ def write_files(overview: Overview, out: Path, source: Path, plot: bool = True) 
         "metrics": overview.metrics.to_dict("records"),
         "psychometric": {label: fit.to_dict() for label, fit in overview.fits.items()},
         "psychometric_problems": overview.fit_problems,
+        "single_class_curves": {label: fit.to_dict() for label, fit in overview.rate_fits.items()},
+        "snr_curves": {label: {"model": m, "snr_db": v} for label, (m, v) in overview.snr.items()},
         "dprime": overview.dprime.to_dict("records"),
         "alarms": [a.to_dict() for a in overview.alarms],
         "cases": overview.cases, "harness_errors": overview.harness_errors,

@@ -22,6 +22,7 @@ COLUMNS = ("accuracy", "balanced_accuracy", "precision", "recall", "f1", "unknow
 LEGEND = ("bal = balanced accuracy, rec = recall of SPEECH, unk = UNKNOWN answers, err = harness "
           "errors (not answers: left out of the other metrics), ms = median latency per case, "
           "seg/s = cases per second of model time; intervals, d' and plots: qsm-eval report")
+RATE_TITLE = "single-class strata (no two-alternative threshold): the rate they measure"
 _TITLES = {"all": "overall", "duration_ms": "by duration", "snr_db": "by SNR"}
 
 
@@ -65,6 +66,11 @@ def _print_overview(console, results: pd.DataFrame, mode: str) -> None:
         console.print(tables.to_rich(tables.threshold_table(
             overview.fits, overview.fit_problems, levels,
             f"duration thresholds ({overview.settings.confidence:.0%} source-bootstrap CI)", details=False)))
+    if overview.rate_fits:
+        console.print(tables.to_rich(tables.rate_table(overview.rate_fits, RATE_TITLE)))
+    if overview.snr:
+        console.print(tables.to_rich(tables.snr_table(overview.fits, overview.snr, overview.settings.levels,
+                                                      "duration thresholds against SNR")))
     for alarm in overview.alarms:
         console.print(Text(f"ALARM {alarm.message}", style="bold yellow"))
     console.print(LEGEND, style="dim")

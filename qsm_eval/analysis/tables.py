@@ -92,12 +92,46 @@ def threshold_table(fits: dict, problems: dict[str, str], levels, title: str,
     rows = []
     for label, fit in fits.items():
         cells = [label, *(formatting.threshold(fit.thresholds[n], fit.tested_range) for n in levels),
-                 f"{fit.curve.ceiling:.3f}"]
+                 ceiling(fit)]
         if details:
             cells += [f"{fit.curve.slope:.2f}", formatting.p_value(fit.deviance_p)]
         rows.append(cells + [formatting.threshold_notes(fit, [fit.thresholds[n] for n in levels])])
     rows += [[label, *(["n/a"] * (len(levels) + len(extra))), problem] for label, problem in problems.items()]
     return TextTable(title, ["curve", *levels, *extra, "notes"], rows)
+
+
+def rate_table(rate_fits: dict, title: str) -> TextTable:
+    """Single-class strata: the rate they can measure (hit rate on SPEECH clips alone, correct
+    rejections on NONSPEECH clips alone), at the shortest and longest durations, and where the
+    fitted rate reaches 50% and 75% (point values: no interval, no two-alternative threshold)."""
+    rows = []
+    for label, fit in rate_fits.items():
+        lo, hi = fit.tested_range
+        at = [formatting.duration(fit.at_level[level], fit.tested_range) if fit.at_level[level] is not None
+              else "not reached" for level in sorted(fit.at_level)]
+        rows.append([label, fit.kind, formatting.number(float(fit.curve.rate(lo))),
+                     formatting.number(float(fit.curve.rate(hi))), *(a if a == "not reached" else f"{a} ms" for a in at)])
+    levels = [f"{level:.0%} at" for level in sorted(next(iter(rate_fits.values())).at_level)] if rate_fits else []
+    return TextTable(title, ["curve", "rate", "at shortest", "at longest", *levels], rows, left=2)
+
+
+def snr_table(fits: dict, snr: dict[str, tuple[str, float]], levels, title: str) -> TextTable:
+    """Thresholds against SNR: one row per model and SNR level, from the per-SNR curves."""
+    rows = []
+    for label, (model, level) in sorted(snr.items(), key=lambda item: item[1]):
+        fit = fits[label]
+        rows.append([model, f"{level:+g} dB", *(formatting.threshold(fit.thresholds[n], fit.tested_range)
+                                                for n in levels), ceiling(fit),
+                     formatting.threshold_notes(fit, [fit.thresholds[n] for n in levels])])
+    return TextTable(title, ["model", "SNR", *levels, "ceiling", "notes"], rows, left=1)
+
+
+def ceiling(fit) -> str:
+    """The fitted ceiling 1 - lapse, with its interval where the fit gives one."""
+    c = getattr(fit, "ceiling", None)
+    if c is None or isinstance(c, float):
+        return formatting.number(fit.curve.ceiling)
+    return formatting.interval(c.value, c.low, c.high)
 
 
 DPRIME_HEADERS = ["duration", "hit rate", "false-alarm rate", "d'", "criterion c"]
