@@ -5,10 +5,12 @@
 A RUN_DIR holds results.parquet (or the results.partial.jsonl of an interrupted run), or
 predictions.parquet; a parquet file may be given directly. For each run it prints metrics
 with 95% intervals (overall and per dataset, duration, condition and SNR), duration
-thresholds with source-bootstrap intervals, d' per duration and alarms, and writes beside
-the run (or into --out, one sub-directory per run when several are given): report.json,
-metrics.csv, thresholds.csv, dprime.csv, psychometric/rates/roc plots (PNG and SVG) and
-report.html.
+thresholds with source-bootstrap intervals (per model, dataset and SNR; hit-rate or
+correct-rejection curves for strata of one class), d' per duration and alarms, and writes
+beside the run (or into --out, one sub-directory per run when several are given): report.json,
+metrics.csv, thresholds.csv, dprime.csv, psychometric/rates/roc/snr plots (PNG and SVG) and
+report.html. Several runs (several backends on the same clips) also get their curves together
+on one plot: in --out, or a report-A-vs-B directory beside the first run.
 """
 
 from __future__ import annotations
@@ -152,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"qsm-eval report: {exc}", file=sys.stderr)
         return 2
     status = 0
+    overviews = []   # (run, overview)
     for run_ in runs:
         if args.out:
             out_request = Path(args.out) / run_.path.name if len(runs) > 1 else Path(args.out)
@@ -173,4 +176,50 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"[bold yellow]ALARM[/bold yellow] {alarm.message}")
         written = write_files(overview, out, run_.path, plot=not args.no_plots)
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
+        overviews.append((run_, overview))
+    if len(overviews) > 1 and not args.no_plots:
+        try:
+            out = output_dir(args.out, together_dir([r for r, _ in overviews]))
+        except PermissionError as exc:
+            print(f"qsm-eval report: {exc}", file=sys.stderr)
+            return 2
+        written = write_together(overviews, out)
+        console.print(f"wrote {', '.join(p.name for p in written)} (every run on one plot) to {out}")
     return status
+
+
+def together_dir(runs: list) -> Path:
+    """Where the plots of several runs together go without --out: beside the first run, named
+    after every run directory and a hash of their paths (another set of runs, another directory)."""
+    import hashlib
+    import re
+
+    key = "\x1f".join(str(r.path.resolve()) for r in runs)
+    names = "-vs-".join(re.sub(r"[^\w.-]+", "_", r.path.name) for r in runs[:4])
+    return runs[0].path.parent / f"report-{names}-{hashlib.sha256(key.encode('utf-8')).hexdigest()[:8]}"
+
+
+def write_together(overviews: list, out: Path) -> list[Path]:
+    """Each run's model-level curves on one psychometric plot, one rate plot and, where the runs
+    have per-SNR curves, one plot of the threshold against SNR: the backends side by side."""
+    fits, frames, snr_fits, snr = {}, {}, {}, {}
+    for run_, overview in overviews:
+        for model in overview.models or (run_.name,):
+            label = model if model == run_.name else f"{run_.name}: {model}"
+            if label in fits or label in frames:   # two runs of one model: tell them by directory
+                label = f"{run_.path.name}: {model}"
+            if model in overview.fits:
+                fits[label] = overview.fits[model]
+            if model in overview.model_frames:
+                frames[label] = overview.model_frames[model]
+        for curve, (model, level) in overview.snr.items():
+            key = f"{run_.name}: {curve}"
+            snr_fits[key], snr[key] = overview.fits[curve], (model if model == run_.name else f"{run_.name}: {model}", level)
+    names = ", ".join(r.name for r, _ in overviews)
+    written = plots.psychometric_plot(fits, out / "psychometric", title=f"{names}: proportion correct")
+    written += plots.rate_plot(frames, out / "rates", title=f"{names}: P(answer SPEECH)")
+    if snr:
+        levels = overviews[0][1].settings.levels
+        level = "DT75" if "DT75" in levels else levels[-1]
+        written += plots.snr_plot(snr_fits, snr, out / "snr", level, title=f"{names}: {level} against SNR")
+    return written

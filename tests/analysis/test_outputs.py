@@ -118,6 +118,16 @@ def test_compare_names_its_directory_in_one_path_component(tmp_path, simulated_r
     assert (out / "compare.json").is_file() and out.parent == tmp_path
 
 
+def test_a_report_of_several_runs_puts_their_curves_on_one_plot(tmp_path, simulated_run):
+    other = _noisier(simulated_run, tmp_path, "other", 0.3)
+    out = tmp_path / "reports"
+    assert main(["report", str(simulated_run), str(other), "--out", str(out), "--n-boot", "50"]) == 0
+    assert (out / "run" / "report.html").is_file() and (out / "other" / "report.html").is_file()
+    together = (out / "psychometric.svg").read_text()
+    assert "simulated" in together and "noisier" in together
+    assert (out / "rates.png").read_bytes().startswith(PNG_MAGIC)
+
+
 def test_pytest_summary_shows_thresholds_and_alarms(simulated_run):
     df = pd.read_parquet(simulated_run / "results.parquet")
     text = render_summary(df, [], simulated_run, width=160)
