@@ -44,14 +44,17 @@ def ms(value: float) -> str:
 
 
 def cell(t) -> str:
-    return f"{ms(t.duration_ms)} [{ms(t.ci_low)}, {ms(t.ci_high)}] ms"
+    # Out-of-range values already read >1000 / <20; other flags (not reached, non-monotone,
+    # a parameter at a bound) are printed as the fit words them.
+    flag = "" if not t.flag or t.flag.startswith(("above", "below")) else f" ({t.flag})"
+    return f"{ms(t.duration_ms)} [{ms(t.ci_low)}, {ms(t.ci_high)}] ms{flag}"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["silero-vad", "webrtc-vad"])
     options = parser.parse_args()
-    print("| model | set | SNR | n | DT50 | DT75 |\n|---|---|---|---|---|---|")
+    print("| model | set | SNR | n | DT50 | DT75 | ceiling |\n|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for model in options.models:
             for name in SETS:
@@ -59,15 +62,16 @@ def main() -> None:
                 groups = {"all": rows}
                 if rows["snr_db"].notna().any():
                     groups.update({f"{snr:g} dB": part for snr, part in rows.groupby("snr_db")})
-                fits, problems = fit_all(groups, Settings())
+                fits, _, problems = fit_all(groups, Settings())
                 for label in groups:
                     if label in fits:
                         dt = fits[label].thresholds
                         print(f"| {model} | {name} | {label} | {len(groups[label])} | "
-                              f"{cell(dt['DT50'])} | {cell(dt['DT75'])} |")
+                              f"{cell(dt['DT50'])} | {cell(dt['DT75'])} | "
+                              f"{1 - fits[label].curve.lapse:.2f} |")
                     else:
                         print(f"| {model} | {name} | {label} | {len(groups[label])} | "
-                              f"{problems[label]} | |")
+                              f"{problems[label]} | | |")
 
 
 if __name__ == "__main__":
