@@ -314,8 +314,11 @@ def noisy_clips(clean: list[tuple], noise: NoiseSet, options: BuildOptions) -> l
             speech_power[(cell.split, cell.duration_ms)].append(power(clip / 32767.0))
     excerpts = []
     for cell, window, clip, _, _ in clean:
+        # Seeded by what the clip is, never by where the corpus lies on this machine; the
+        # file name tells apart the files of one source (ESC-50's takes of one recording).
         source, start, samples = noise.excerpt(
-            window.length, options.seed, window.region.source_id, cell.label, window.start)
+            window.length, options.seed, window.region.source_id, Path(window.region.audio).name,
+            cell.label, window.start)
         references = speech_power.get((cell.split, cell.duration_ms))
         reference = float(np.mean(references)) if cell.label != "SPEECH" and references else None
         excerpts.append((source, start, samples, reference))
