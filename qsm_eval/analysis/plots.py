@@ -71,8 +71,8 @@ def psychometric_plot(fits: dict[str, PsychometricFit], stem: Path, title: str =
         grid = np.exp(np.linspace(np.log(d.min()), np.log(d.max()), 200))
         ax.plot(grid, fit.curve.p_correct(grid), color=color, lw=1.5)
         for name, t in fit.thresholds.items():
-            if not np.isfinite(t.duration_ms) or not left <= t.duration_ms <= right:
-                continue  # a threshold far outside the tested range is in the tables, not the plot
+            if t.duration_ms is None or not left <= t.duration_ms <= right:
+                continue  # not reached, or far outside the tested range: in the tables, not the plot
             height = float(fit.curve.p_correct(t.duration_ms))
             ax.plot([t.duration_ms], [height], _MARKERS.get(name, "D"), color=color, mfc="white", ms=8)
             # The interval band, cut at the plot's edges; one running past both edges says

@@ -4,17 +4,31 @@ Proportion correct is modelled against x = ln(duration_ms) as
 
     P(x) = guess + (1 - guess - lapse) * F(slope * (x - location))
 
-with guess = 0.5 (speech vs non-speech is a two-alternative decision), a lapse rate bounded to
-``lapse_bounds`` (default 0 to 0.06: a few answers are wrong however long the clip), and F
-a logistic or a Weibull core (Weibull in duration = Gumbel in log duration). Parameters are
-fitted by maximum likelihood on the binomial counts per duration (scipy L-BFGS-B).
+with guess = 0.5 (speech vs non-speech is a two-alternative decision), F a logistic or a
+Weibull core (Weibull in duration = Gumbel in log duration), and a free ceiling 1 - lapse:
+audio models often stay well below perfect however long the clip, and a ceiling forced up
+to 0.94 drags every threshold to longer durations. The lapse rate ranges up to 0.5 (chance)
+and is fitted by maximum likelihood with the other parameters (vectorised Fisher scoring
+finished by scipy L-BFGS-B; the bootstrap replicates by scoring alone), within the ranges
+outside which psignifit 4's default priors vanish. psignifit's Beta(1, 10) lapse prior can
+be asked for (``lapse_prior=PSIGNIFIT_LAPSE_PRIOR``, used to cross-check against psignifit),
+but it is not the default: without psignifit's prior on the width of the rise beside it, it
+trades a real ceiling of 0.7-0.8 for a rise that never ends, and on simulated observers with
+a lapse of 0.2 and a shallow slope it put the median DT50 at 300 ms where the truth is 50.
 
 Thresholds invert the fitted curve:
   DT50  the duration where performance is halfway between guess and ceiling (F = 0.5);
   DTnn  (nn > 50) the duration where proportion correct reaches nn/100, e.g. DT75 at 0.75.
-A threshold outside the tested durations is reported as extrapolated and flagged, never
-clamped; a level above the fitted ceiling is "not reached" (infinite duration).
-Intervals come from a seeded bootstrap that resamples whole sources (resampling.py).
+A threshold the data do not reach (the level is at or above the ceiling, it lies beyond the
+longest tested duration, or the model is at chance) has no value (None) and says "not
+reached"; one below the shortest tested duration keeps its extrapolated value and says so.
+
+What a reader must not miss is listed in ``PsychometricFit.flags`` (a ceiling below 0.94:
+"never reliable", a parameter at a bound, "non-monotone" data, a model at chance) and, per
+threshold, in ``Threshold.flags`` (what makes that value unusable: gates fail on them).
+Intervals come from a seeded bootstrap that resamples whole sources within each dataset
+(resampling.py), widened for few sources and to the tested durations that bracket a
+threshold the data cannot place between them; ``warnings`` say when that was needed.
 
 Because a bias towards one answer hides inside plain accuracy, ``rate_curves`` also fits
 P(say SPEECH) for speech trials (hit rate) and non-speech trials (false-alarm rate)
@@ -35,11 +49,20 @@ from qsm_eval.analysis import resampling
 from qsm_eval.analysis.outcomes import outcomes
 
 GUESS = 0.5
-DEFAULT_LAPSE_BOUNDS = (0.0, 0.06)
+DEFAULT_LAPSE_BOUNDS = (0.0, 0.5)
+PSIGNIFIT_LAPSE_PRIOR = (1.0, 10.0)   # Beta(a, b): psignifit 4's default prior on the lapse rate
+RELIABLE_CEILING = 0.94          # a ceiling below this: the model is "never reliable"
 DEFAULT_LEVELS = ("DT50", "DT75")
 CORES = ("logistic", "weibull")
 _SLOPE_BOUNDS = (0.05, 60.0)     # per ln(ms); 60 is a step within one tested duration
 _EPS = 1e-12
+_SCOUT_STEPS = 6                 # scoring steps from every start before keeping the best
+# Significance of the checks that decide "non-monotone" and "at chance" (one-sided).
+TREND_ALPHA = 0.01
+CHANCE_ALPHA = 0.05
+# Between two tested durations the data say nothing about where a curve crosses a level when
+# the fitted core runs from below STEP_EDGE to above 1 - STEP_EDGE between them.
+STEP_EDGE = 0.1
 
 
 # --- the curve ------------------------------------------------------------------------------
@@ -84,9 +107,24 @@ class Curve:
         x = np.log(np.asarray(duration_ms, dtype=float))
         return self.guess + (self.ceiling - self.guess) * core_cdf(self.core, self.slope * (x - self.location))
 
+    def core_at(self, duration_ms) -> np.ndarray:
+        """F, the share of the way from guess to ceiling, at each duration."""
+        x = np.log(np.asarray(duration_ms, dtype=float))
+        return core_cdf(self.core, self.slope * (x - self.location))
+
+    def core_level(self, level: float | None) -> float:
+        """The value of F where P reaches ``level`` (None: halfway, 0.5); >= 1 is never."""
+        if level is None:
+            return 0.5
+        span = self.ceiling - self.guess
+        return (level - self.guess) / span if span > 1e-9 else math.inf
+
     def duration_at(self, level: float | None) -> float:
-        """Duration (ms) where P reaches ``level``; None means halfway to the ceiling (DT50)."""
-        f = 0.5 if level is None else (level - self.guess) / (self.ceiling - self.guess)
+        """Duration (ms) where P reaches ``level``; None means halfway to the ceiling (DT50).
+        inf when the curve never reaches it (a flat curve at chance never reaches anything)."""
+        if self.ceiling - self.guess <= 1e-9:
+            return math.inf
+        f = self.core_level(level)
         if f <= 0.0:
             return 0.0
         if f >= 1.0:
@@ -108,27 +146,51 @@ def level_of(name: str) -> float | None:
     return percent / 100.0
 
 
-# --- maximum likelihood -------------------------------------------------------------------
+# --- maximum a posteriori -------------------------------------------------------------------
 
-def _nll(theta, x, k, n, core, guess):
-    """Binomial negative log-likelihood of (location, ln slope, lapse) and its gradient."""
+def _prior_terms(lapse, prior):
+    """-log Beta(a, b) density of the lapse rate (up to a constant), its first and second
+    derivatives; zeros without a prior (plain maximum likelihood)."""
+    lapse = np.asarray(lapse, dtype=float)
+    if prior is None:
+        zero = np.zeros_like(lapse)
+        return zero, zero, zero
+    a, b = prior
+    lam = np.clip(lapse, 1e-9, 1.0 - 1e-9)
+    value = -(a - 1.0) * np.log(lam) - (b - 1.0) * np.log1p(-lam)
+    first = -(a - 1.0) / lam + (b - 1.0) / (1.0 - lam)
+    second = (a - 1.0) / lam ** 2 + (b - 1.0) / (1.0 - lam) ** 2
+    return value, first, second
+
+
+def _nll(theta, x, k, n, core, guess, prior):
+    """Binomial negative log-posterior of (location, ln slope, lapse) and its gradient."""
     location, log_slope, lapse = theta
     slope = math.exp(log_slope)
     z = slope * (x - location)
     f = core_cdf(core, z)
     span = 1.0 - guess - lapse
     p = np.clip(guess + span * f, _EPS, 1.0 - _EPS)
-    value = -np.sum(k * np.log(p) + (n - k) * np.log1p(-p))
+    penalty, d_penalty, _ = _prior_terms(lapse, prior)
+    value = -np.sum(k * np.log(p) + (n - k) * np.log1p(-p)) + float(penalty)
     dp = -(k / p - (n - k) / (1.0 - p))          # d nll / d p
     dz = dp * span * _core_pdf(core, z)          # d nll / d z
-    grad = np.array([np.sum(dz * -slope), np.sum(dz * z), np.sum(dp * -f)])
+    grad = np.array([np.sum(dz * -slope), np.sum(dz * z), np.sum(dp * -f) + float(d_penalty)])
     return value, grad
 
 
-def _bounds(x: np.ndarray, lapse_bounds) -> list[tuple[float, float]]:
+def _bounds(x: np.ndarray, lapse_bounds, core: str = "logistic") -> list[tuple[float, float]]:
+    """Ranges of (location, ln slope, lapse): those outside which psignifit 4's default priors
+    are zero. The location lies at most half the tested range of ln duration beyond it, and the
+    curve's 5%-95% rise spans at most three times that range: a shallower curve is one the
+    tested durations cannot tell from a flat line, and lets a bootstrap replicate trade its
+    ceiling for a rise that never ends."""
     lo, hi = float(x.min()), float(x.max())
     span = max(hi - lo, 1.0)
-    return [(lo - 3 * span, hi + 3 * span), tuple(np.log(_SLOPE_BOUNDS)), tuple(lapse_bounds)]
+    rise = _core_inverse(core, 0.95) - _core_inverse(core, 0.05)   # in units of slope * ln ms
+    slope_min = max(_SLOPE_BOUNDS[0], rise / (3 * span))
+    return [(lo - span / 2, hi + span / 2), (math.log(slope_min), math.log(_SLOPE_BOUNDS[1])),
+            tuple(lapse_bounds)]
 
 
 # The fits are tiny: multithreaded BLAS inside L-BFGS-B only spins (ten times slower on a
@@ -136,19 +198,25 @@ def _bounds(x: np.ndarray, lapse_bounds) -> list[tuple[float, float]]:
 _one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
 
 
-def _minimize(starts, x, k, n, core, guess, bounds):
+def _minimize(starts, x, k, n, core, guess, bounds, prior=None):
     best = None
     for start in starts:
-        res = optimize.minimize(_nll, start, args=(x, k, n, core, guess), jac=True,
+        res = optimize.minimize(_nll, start, args=(x, k, n, core, guess, prior), jac=True,
                                 method="L-BFGS-B", bounds=bounds)
         if best is None or res.fun < best.fun:
             best = res
     return best
 
 
-def _starts(x: np.ndarray, lapse_bounds) -> list[tuple[float, float, float]]:
-    """Several starting points: the likelihood can have a flat shoulder far from the data."""
-    lapse0 = float(np.mean(lapse_bounds))
+def _starts(x: np.ndarray, lapse_bounds, k=None, n=None) -> list[tuple[float, float, float]]:
+    """Several starting points: the likelihood can have a flat shoulder far from the data.
+    The lapse starts from what the longest durations show, when counts are given."""
+    lo, hi = lapse_bounds
+    lapse0 = min(0.02, hi)
+    if k is not None:
+        top = np.argsort(x)[-2:]
+        lapse0 = 1.0 - float(np.sum(k[top])) / max(float(np.sum(n[top])), 1.0)
+    lapse0 = float(np.clip(lapse0, lo + 0.1 * (hi - lo), hi - 0.1 * (hi - lo)))
     starts = [(loc, math.log(s), lapse0) for loc in np.quantile(x, [0.1, 0.5, 0.9]) for s in (1.0, 5.0)]
     # Near-step optima (mostly wrong below one duration, right above) have narrow basins: a
     # steep start in each gap between tested durations reaches them.
@@ -157,33 +225,45 @@ def _starts(x: np.ndarray, lapse_bounds) -> list[tuple[float, float, float]]:
     return starts
 
 
+def _check_lapse_bounds(lapse_bounds, guess):
+    if not 0.0 <= lapse_bounds[0] <= lapse_bounds[1] <= 1.0 - guess:
+        raise ValueError(f"lapse bounds {tuple(lapse_bounds)} must satisfy 0 <= low <= high <= {1 - guess:g} "
+                         f"(a lapse of {1 - guess:g} is a curve at chance)")
+
+
 @_one_blas_thread
 def fit_curve(duration_ms, n_correct, n_trials, core: str = "logistic",
-              lapse_bounds=DEFAULT_LAPSE_BOUNDS, guess: float = GUESS) -> Curve:
-    """Maximum-likelihood curve through counts of correct answers per duration."""
+              lapse_bounds=DEFAULT_LAPSE_BOUNDS, guess: float = GUESS,
+              lapse_prior=None) -> Curve:
+    """The most probable curve through counts of correct answers per duration
+    (``lapse_prior=None``: maximum likelihood)."""
     x = np.log(np.asarray(duration_ms, dtype=float))
     k = np.asarray(n_correct, dtype=float)
     n = np.asarray(n_trials, dtype=float)
     core_cdf(core, np.zeros(1))  # rejects an unknown core with a clear message
-    if not 0.0 <= lapse_bounds[0] <= lapse_bounds[1] < 1.0 - guess:
-        raise ValueError(f"lapse bounds {lapse_bounds} must satisfy 0 <= low <= high < {1 - guess}")
-    bounds = _bounds(x, lapse_bounds)
-    res = _minimize(_starts(x, lapse_bounds), x, k, n, core, guess, bounds)
-    return Curve(core, float(res.x[0]), float(math.exp(res.x[1])), float(res.x[2]), guess)
+    _check_lapse_bounds(lapse_bounds, guess)
+    bounds = _bounds(x, lapse_bounds, core)
+    # The vectorised scorer picks the basin from every start at once; scipy finishes from it
+    # (a dozen scipy runs, one per start, cost ten times more).
+    theta, nll = fit_curves_batch(x, k[None], n[None], _starts(x, lapse_bounds, k, n), core, guess,
+                                  bounds, lapse_prior)
+    res = _minimize([tuple(theta[0])], x, k, n, core, guess, bounds, lapse_prior)
+    best = res.x if res.fun < nll[0] else theta[0]
+    return Curve(core, float(best[0]), float(math.exp(best[1])), float(best[2]), guess)
 
 
-def _batch_nll(theta, x, k, n, core, guess):
+def _batch_nll(theta, x, k, n, core, guess, prior):
     z = np.exp(theta[:, 1:2]) * (x[None, :] - theta[:, 0:1])
     p = np.clip(guess + (1.0 - guess - theta[:, 2:3]) * core_cdf(core, z), _EPS, 1.0 - _EPS)
-    return -np.sum(k * np.log(p) + (n - k) * np.log1p(-p), axis=1)
+    return -np.sum(k * np.log(p) + (n - k) * np.log1p(-p), axis=1) + _prior_terms(theta[:, 2], prior)[0]
 
 
-def _score_batch(x, k, n, theta0, core, guess, lower, upper, max_iter: int = 50, tol: float = 1e-9):
+def _score_batch(x, k, n, theta0, core, guess, lower, upper, prior, max_iter: int = 50, tol: float = 1e-7):
     """Projected Fisher scoring with step halving, vectorised over rows of ``k`` and ``n``,
     row i started from ``theta0[i]``. Parameters sitting on a bound with the gradient pushing
     outwards are held there (active set). Returns (theta, nll, unconverged)."""
     theta = np.array(theta0, dtype=float)
-    nll = _batch_nll(theta, x, k, n, core, guess)
+    nll = _batch_nll(theta, x, k, n, core, guess, prior)
     active = np.ones(len(k), dtype=bool)
     for _iteration in range(max_iter):
         if not active.any():
@@ -198,6 +278,9 @@ def _score_batch(x, k, n, theta0, core, guess, lower, upper, max_iter: int = 50,
         dp = -(kk / p - (nn - kk) / (1.0 - p))
         grad = np.einsum("bd,bdj->bj", dp, jac)
         info = np.einsum("bd,bdi,bdj->bij", nn / (p * (1.0 - p)), jac, jac)
+        _, d_prior, dd_prior = _prior_terms(t[:, 2], prior)
+        grad[:, 2] += d_prior
+        info[:, 2, 2] += dd_prior
         # Hold parameters on a bound whose gradient would push them further out.
         # (Within 1e-6 of the range counts as on the bound: a halved step stops just short.)
         near = 1e-6 * (upper - lower)
@@ -220,7 +303,7 @@ def _score_batch(x, k, n, theta0, core, guess, lower, upper, max_iter: int = 50,
         scale = 1.0
         for _halving in range(30):  # halve the step until the likelihood improves
             trial = np.clip(t[pending] + scale * step[pending], lower, upper)
-            trial_nll = _batch_nll(trial, x, kk[pending], nn[pending], core, guess)
+            trial_nll = _batch_nll(trial, x, kk[pending], nn[pending], core, guess, prior)
             ok = trial_nll <= old[pending]
             new_theta[pending[ok]], new_nll[pending[ok]] = trial[ok], trial_nll[ok]
             pending = pending[~ok]
@@ -229,13 +312,15 @@ def _score_batch(x, k, n, theta0, core, guess, lower, upper, max_iter: int = 50,
             scale /= 2.0
         idx = np.flatnonzero(active)
         theta[idx], nll[idx] = new_theta, new_nll
+        # Converged, or creeping along a ridge (a step steepening towards the slope bound)
+        # by less than a statistically meaningless 1e-7 nats per step.
         done = (decrement < 2 * tol) | ((old - new_nll) <= 0)
         active[idx[done]] = False
     return theta, nll, active
 
 
-def fit_curves_batch(x, k, n, starts, core, guess, bounds):
-    """Maximum-likelihood fits of many count sets at once (bootstrap replicates x durations).
+def fit_curves_batch(x, k, n, starts, core, guess, bounds, prior=None):
+    """Most probable fits of many count sets at once (bootstrap replicates x durations).
 
     A per-replicate scipy call costs milliseconds of overhead; vectorised scoring costs
     microseconds per replicate, so every replicate is scored from each of ``starts`` and keeps
@@ -245,21 +330,89 @@ def fit_curves_batch(x, k, n, starts, core, guess, bounds):
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
     lower = np.array([b[0] for b in bounds])
     upper = np.array([b[1] for b in bounds])
-    # One scoring run over every (start, replicate) pair, then each replicate's best.
+    # A few scoring steps from every (start, replicate) pair tell the basins apart; each
+    # replicate goes on to convergence from its best one only.
     n_rep, n_start = len(k), len(starts)
     theta0 = np.repeat(np.asarray(starts, dtype=float), n_rep, axis=0)
-    fitted, fitted_nll, unconverged = _score_batch(x, np.tile(k, (n_start, 1)), np.tile(n, (n_start, 1)),
-                                                   theta0, core, guess, lower, upper)
-    best = np.argmin(fitted_nll.reshape(n_start, n_rep), axis=0) * n_rep + np.arange(n_rep)
-    theta, nll, active = fitted[best], fitted_nll[best], unconverged[best]
-    # Replicates left unconverged, or on a location or slope bound (a corner that projected
-    # scoring may leave slowly), are polished by scipy from where they stand.
-    edge = np.any((theta[:, :2] <= lower[:2] + 1e-9) | (theta[:, :2] >= upper[:2] - 1e-9), axis=1)
-    for i in np.flatnonzero(edge | active):
-        res = _minimize([tuple(theta[i])], x, k[i], n[i], core, guess, bounds)
+    scouted, scouted_nll, _ = _score_batch(x, np.tile(k, (n_start, 1)), np.tile(n, (n_start, 1)),
+                                           theta0, core, guess, lower, upper, prior, max_iter=_SCOUT_STEPS)
+    best = np.argmin(scouted_nll.reshape(n_start, n_rep), axis=0) * n_rep + np.arange(n_rep)
+    theta, nll, active = _score_batch(x, k, n, scouted[best], core, guess, lower, upper, prior)
+    # Replicates left unconverged, or on a location or lower slope bound (a corner that
+    # projected scoring may leave slowly), are polished by scipy from where they stand. A
+    # curve steeper than a rise within the closest two tested durations is a step: it creeps
+    # towards the slope bound, gaining next to nothing, with its thresholds already in place.
+    edge = (theta[:, 0] <= lower[0] + 1e-9) | (theta[:, 0] >= upper[0] - 1e-9) | (theta[:, 1] <= lower[1] + 1e-9)
+    rise = _core_inverse(core, 0.95) - _core_inverse(core, 0.05)
+    step = np.exp(theta[:, 1]) * np.diff(np.unique(x)).min(initial=np.inf) > rise
+    for i in np.flatnonzero(edge | (active & ~step)):
+        res = _minimize([tuple(theta[i])], x, k[i], n[i], core, guess, bounds, prior)
         if res.fun < nll[i]:
             theta[i], nll[i] = res.x, res.fun
     return theta, nll
+
+
+# --- checks of the data behind a curve --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """A one-sided test on the counts: its statistic and p-value (NaN: nothing to test)."""
+
+    statistic: float
+    p_value: float
+
+    def significant(self, alpha: float) -> bool:
+        return bool(self.p_value < alpha)
+
+
+def _small_sample_factor(n_clusters: int, n_strata: int) -> tuple[float, int]:
+    """(variance factor, degrees of freedom) of a sandwich estimate over clusters drawn within
+    strata: G / (G - H) and G - H, the usual finite-cluster correction."""
+    dof = max(n_clusters - n_strata, 1)
+    return n_clusters / dof, dof
+
+
+def trend_check(x, cluster_k, cluster_n, n_strata: int = 1) -> Check:
+    """Does proportion correct fall with ln duration? The least-squares slope of correct
+    (0/1) on x with a cluster-robust (sandwich) standard error, so clips of one source do
+    not count as independent evidence; p is the one-sided t probability of a slope this
+    negative. The statistic is the slope (proportion correct per ln ms)."""
+    n_d = cluster_n.sum(axis=0)
+    total = n_d.sum()
+    xbar = float(n_d @ x / total)
+    dx = x - xbar
+    sxx = float(n_d @ dx ** 2)
+    if sxx <= 0:
+        return Check(float("nan"), float("nan"))
+    ybar = cluster_k.sum() / total
+    slope = float(cluster_k.sum(axis=0) @ dx / sxx)
+    scores = (cluster_k - cluster_n * (ybar + slope * dx)) @ dx     # per cluster
+    factor, dof = _small_sample_factor(len(cluster_k), n_strata)
+    se = math.sqrt(factor * float(scores @ scores)) / sxx
+    if se <= 0:
+        return Check(slope, 1.0 if slope >= 0 else 0.0)
+    return Check(slope, float(stats.t.cdf(slope / se, dof)))
+
+
+def chance_check(curve: Curve, durations, cluster_k, cluster_n, n_strata: int = 1) -> Check:
+    """Is the model above chance anywhere? The likelihood ratio of the fitted curve against
+    P = guess at every duration, divided by the clusters' design effect (how much more the
+    per-source totals vary than independent trials would), against chi-square with two
+    degrees of freedom (a curve's location and height are both fitted to noise): on 300
+    simulated chance observers in each of four designs (4 to 48 sources per stratum, 24 to 480
+    trials per duration) 2 to 3% exceeded its 95% point. p is the probability of a ratio this
+    large at chance."""
+    k, n = cluster_k.sum(axis=0), cluster_n.sum(axis=0)
+    p = np.clip(curve.p_correct(durations), _EPS, 1 - _EPS)
+    g = curve.guess
+    ratio = 2.0 * float(np.sum(k * np.log(p / g) + (n - k) * np.log((1 - p) / (1 - g))))
+    expected = cluster_n @ p
+    residual = cluster_k.sum(axis=1) - expected
+    variance = float(np.sum(cluster_n @ (p * (1 - p))))
+    factor, _ = _small_sample_factor(len(cluster_k), n_strata)
+    design_effect = max(1.0, factor * float(residual @ residual) / variance) if variance > 0 else 1.0
+    statistic = max(ratio, 0.0) / design_effect
+    return Check(statistic, float(stats.chi2.sf(statistic, 2)))
 
 
 # --- thresholds with bootstrap intervals --------------------------------------------------------
@@ -268,10 +421,32 @@ def fit_curves_batch(x, k, n, starts, core, guess, bounds):
 class Threshold:
     name: str
     level: float | None          # target proportion correct; None = halfway to the ceiling
-    duration_ms: float
+    duration_ms: float | None    # None: not reached (or not estimable); see flags
     ci_low: float
     ci_high: float
-    flag: str                    # "" when inside the tested range, else what is wrong
+    flags: list[str] = field(default_factory=list)     # what makes the value unusable (gates fail)
+    warnings: list[str] = field(default_factory=list)  # what limits the interval
+
+    @property
+    def reached(self) -> bool:
+        return self.duration_ms is not None
+
+    @property
+    def flag(self) -> str:
+        """The flags as one line ("" when the value stands)."""
+        return "; ".join(self.flags)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "flag": self.flag}
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The fitted ceiling 1 - lapse with its interval."""
+
+    value: float
+    low: float
+    high: float
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -288,6 +463,12 @@ class PsychometricFit:
     n_boot: int
     confidence: float
     lapse_bounds: tuple[float, float]
+    ceiling: Ceiling = None
+    flags: list[str] = field(default_factory=list)     # about the whole curve
+    warnings: list[str] = field(default_factory=list)  # every threshold's interval warnings
+    trend: Check = None          # slope of proportion correct on ln duration (non-monotone test)
+    chance: Check = None         # curve against chance
+    lapse_prior: tuple[float, float] | None = None
     boot_curves: list[Curve] = field(default_factory=list, repr=False)
 
     @property
@@ -315,39 +496,112 @@ class PsychometricFit:
     def to_dict(self) -> dict:
         return {
             "core": self.curve.core, "guess": self.curve.guess, "lapse": self.curve.lapse,
+            "ceiling": self.ceiling.to_dict() if self.ceiling else None,
             "location_ln_ms": self.curve.location, "slope_per_ln_ms": self.curve.slope,
-            "lapse_bounds": list(self.lapse_bounds), "n_clusters": self.n_clusters,
-            "deviance": self.deviance, "deviance_p": self.deviance_p,
+            "lapse_bounds": list(self.lapse_bounds),
+            "lapse_prior": list(self.lapse_prior) if self.lapse_prior else None,
+            "n_clusters": self.n_clusters, "deviance": self.deviance, "deviance_p": self.deviance_p,
             "n_boot": self.n_boot, "confidence": self.confidence,
+            "flags": list(self.flags), "warnings": list(self.warnings),
+            "trend": asdict(self.trend) if self.trend else None,
+            "chance": asdict(self.chance) if self.chance else None,
             "points": [{"duration_ms": float(d), "n_correct": int(k), "n_trials": int(n)}
                        for d, k, n in zip(self.durations_ms, self.n_correct, self.n_trials)],
             "thresholds": {name: t.to_dict() for name, t in self.thresholds.items()},
         }
 
 
-def range_flag(duration_ms: float, tested: tuple[float, float]) -> str:
-    if math.isnan(duration_ms):
-        return "not estimable"
-    if math.isinf(duration_ms):
-        return "not reached"
-    if duration_ms < tested[0]:
-        return f"below tested range ({tested[0]:g} ms): extrapolated"
-    if duration_ms > tested[1]:
-        return f"above tested range ({tested[1]:g} ms): extrapolated"
-    return ""
+def _bound_flags(curve: Curve, bounds, lapse_bounds, guess) -> list[str]:
+    """A parameter the fit left on a bound of its range. A lapse of 0 is not one: a model that
+    is never wrong at long durations has ceiling 1, the edge of what a ceiling can be, not a
+    limit the fitter imposed. A lapse at the top is "at chance" (0.5) or a user's bound."""
+    flags = []
+    (loc_lo, loc_hi), (slope_lo, slope_hi), (_, lapse_hi) = bounds
+    tol = 1e-6
+    if curve.location <= loc_lo + tol or curve.location >= loc_hi - tol:
+        flags.append(f"location at its bound ({math.exp(curve.location):.3g} ms)")
+    log_slope = math.log(curve.slope)
+    if log_slope <= slope_lo + tol:
+        flags.append(f"slope at its lower bound {curve.slope:g} per ln ms (a flat curve)")
+    elif log_slope >= slope_hi - tol:
+        flags.append(f"slope at its upper bound {curve.slope:g} per ln ms (a step between tested durations)")
+    if curve.lapse >= lapse_hi - tol and lapse_hi < 1.0 - guess:
+        flags.append(f"lapse at its upper bound {lapse_hi:g} (ceiling held at {1 - lapse_hi:.2f})")
+    return flags
 
 
-@_one_blas_thread
-def fit_psychometric(df: pd.DataFrame, core: str = "logistic", levels=DEFAULT_LEVELS,
-                     lapse_bounds=DEFAULT_LAPSE_BOUNDS, n_boot: int = resampling.DEFAULT_N_BOOT,
-                     confidence: float = resampling.DEFAULT_CONFIDENCE,
-                     seed: tuple = ()) -> PsychometricFit:
-    """Fit proportion correct vs duration for a results frame, with source-bootstrap intervals.
+def _bracket(curve: Curve, level: float | None, durations: np.ndarray) -> tuple[float, float] | None:
+    """The two tested durations around a threshold, when the fitted core runs from below
+    STEP_EDGE to above 1 - STEP_EDGE between them: no tested duration is on the rise, so the
+    data cannot place the threshold anywhere finer between those two."""
+    target = curve.duration_at(level)
+    if not math.isfinite(target) or not durations[0] < target < durations[-1]:
+        return None
+    i = int(np.searchsorted(durations, target))
+    below, above = durations[i - 1], durations[i]
+    f_below, f_above = curve.core_at([below, above])
+    if f_below < STEP_EDGE and f_above > 1.0 - STEP_EDGE:
+        return float(below), float(above)
+    return None
 
-    ``levels`` are threshold names (DT50, DT75, DT90...); ``seed`` parts make the bootstrap
-    reproducible (the same frame and seed give the same intervals).
-    """
-    frame = outcomes(df)
+
+def _log_interval(values, confidence) -> tuple[float, float]:
+    """Percentile interval of positive durations taken on ln duration (inf stays inf)."""
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.asarray(values, dtype=float))
+    lo, hi = resampling.percentile_interval(logs, confidence)
+    return float(np.exp(lo)), float(np.exp(hi))
+
+
+def widened_confidence(confidence: float, n_clusters: int, n_strata: int) -> float:
+    """The percentile level that makes a cluster bootstrap with few clusters honest: the
+    bootstrap variance of G clusters is (G - H)/G of the true one and the statistic is
+    t-distributed with G - H degrees of freedom, so the tails are taken where a normal
+    quantile equals sqrt(G / (G - H)) * t_{G-H} (Hesterberg's expanded percentile interval)."""
+    factor, dof = _small_sample_factor(n_clusters, n_strata)
+    tail = (1.0 - confidence) / 2.0
+    z = math.sqrt(factor) * stats.t.ppf(1.0 - tail, dof)
+    return float(1.0 - 2.0 * stats.norm.sf(z))
+
+
+def _threshold(name: str, curve: Curve, boot_curves, durations, confidence, blocking: list[str],
+               non_monotone: bool, at_chance: bool) -> Threshold:
+    """One threshold: its value or why there is none, and its interval. ``blocking`` are the
+    curve's flags that make any threshold of it unusable."""
+    level = level_of(name)
+    tested = (float(durations[0]), float(durations[-1]))
+    point = curve.duration_at(level)
+    flags = list(blocking)
+    warnings = []
+    if non_monotone:
+        value = None
+        flags.insert(0, "not estimable: non-monotone")
+    elif at_chance:
+        value = None
+        flags.insert(0, "not reached: the model is at chance")
+    elif level is not None and level >= curve.ceiling:
+        value = None
+        flags.insert(0, f"not reached: ceiling {curve.ceiling:.2f} is at or below {level:g}")
+    elif not math.isfinite(point) or point > tested[1]:
+        value = None
+        flags.insert(0, f"not reached by {tested[1]:g} ms, the longest tested duration")
+    else:
+        value = point
+        if point < tested[0]:
+            flags.insert(0, f"below tested range ({tested[0]:g} ms): extrapolated")
+    lo = hi = float("nan")
+    if boot_curves:
+        lo, hi = _log_interval([c.duration_at(level) for c in boot_curves], confidence)
+        bracket = _bracket(curve, level, durations)
+        if bracket is not None:
+            lo, hi = min(lo, bracket[0]), max(hi, bracket[1])
+            warnings.append(f"{name} lies between the tested durations {bracket[0]:g} and {bracket[1]:g} ms, "
+                            f"which the data cannot place it between more finely: its interval spans them")
+    return Threshold(name, level, value, lo, hi, flags, warnings)
+
+
+def _counts(frame: pd.DataFrame):
+    """Durations, per-cluster correct and trial counts per duration, and the clusters."""
     durations, dur_index = np.unique(frame["duration_ms"].to_numpy(dtype=float), return_inverse=True)
     if len(durations) < 2:
         raise ValueError(f"a psychometric fit needs at least two durations; the data hold "
@@ -355,43 +609,79 @@ def fit_psychometric(df: pd.DataFrame, core: str = "logistic", levels=DEFAULT_LE
     onehot = np.eye(len(durations))[dur_index]
     correct = frame["correct"].to_numpy(dtype=float)
     clusters = resampling.clusters_of(frame)
-    cluster_k = clusters.sums(onehot * correct[:, None])
-    cluster_n = clusters.sums(onehot)
+    return durations, clusters.sums(onehot * correct[:, None]), clusters.sums(onehot), clusters
+
+
+@_one_blas_thread
+def fit_psychometric(df: pd.DataFrame, core: str = "logistic", levels=DEFAULT_LEVELS,
+                     lapse_bounds=DEFAULT_LAPSE_BOUNDS, n_boot: int = resampling.DEFAULT_N_BOOT,
+                     confidence: float = resampling.DEFAULT_CONFIDENCE,
+                     seed: tuple = (), lapse_prior=None) -> PsychometricFit:
+    """Fit proportion correct vs duration for a results frame, with source-bootstrap intervals.
+
+    ``levels`` are threshold names (DT50, DT75, DT90...); ``seed`` parts make the bootstrap
+    reproducible (the same frame and seed give the same intervals).
+    """
+    frame = outcomes(df)
+    durations, cluster_k, cluster_n, clusters = _counts(frame)
+    n_strata = len(np.unique(clusters.cluster_stratum))
     k, n = cluster_k.sum(axis=0), cluster_n.sum(axis=0)
-    curve = fit_curve(durations, k, n, core, lapse_bounds)
+    curve = fit_curve(durations, k, n, core, lapse_bounds, lapse_prior=lapse_prior)
+    x = np.log(durations)
+    bounds = _bounds(x, lapse_bounds, core)
+
+    trend = trend_check(x, cluster_k, cluster_n, n_strata)
+    chance = chance_check(curve, durations, cluster_k, cluster_n, n_strata)
+    non_monotone, at_chance = trend.significant(TREND_ALPHA), not chance.significant(CHANCE_ALPHA)
+    # Flags that make every threshold of the curve unusable, then those that only describe it.
+    blocking = []
+    if non_monotone:
+        blocking.append(f"non-monotone: proportion correct falls with duration "
+                        f"({trend.statistic:+.3f} per ln ms, one-sided p {trend.p_value:.2g})")
+    if at_chance:
+        blocking.append(f"at chance: the curve is not reliably above {curve.guess:g} "
+                        f"(p {chance.p_value:.2g})")
+    at_bound = _bound_flags(curve, bounds, lapse_bounds, curve.guess)
+    blocking += [f for f in at_bound if not f.startswith("slope at its upper")]
+    flags = list(blocking)
+    if not at_chance and curve.ceiling < RELIABLE_CEILING:
+        flags.append(f"never reliable: ceiling {curve.ceiling:.2f}")
+    flags += [f for f in at_bound if f.startswith("slope at its upper")]   # a step: see warnings
 
     boot_curves = []
     if n_boot > 0:
         weights = resampling.bootstrap_weights(clusters, n_boot, ("psychometric", core, *seed))
-        x = np.log(durations)
-        bounds = _bounds(x, lapse_bounds)
         # A duration a replicate did not draw has n = 0 and adds nothing to its likelihood.
-        starts = [(curve.location, math.log(curve.slope), curve.lapse)] + _starts(x, lapse_bounds)
+        starts = [(curve.location, math.log(curve.slope), curve.lapse)] + _starts(x, lapse_bounds, k, n)
         theta, _ = fit_curves_batch(x, weights @ cluster_k, weights @ cluster_n, starts, core,
-                                    curve.guess, bounds)
+                                    curve.guess, bounds, lapse_prior)
         boot_curves = [Curve(core, float(t[0]), float(math.exp(t[1])), float(t[2]), curve.guess)
                        for t in theta]
-
-    tested = (float(durations.min()), float(durations.max()))
-    thresholds = {}
-    for name in levels:
-        level = level_of(name)
-        point = curve.duration_at(level)
-        lo, hi = resampling.percentile_interval([c.duration_at(level) for c in boot_curves], confidence)
-        thresholds[name] = Threshold(name, level, point, lo, hi, range_flag(point, tested))
+    level = widened_confidence(confidence, clusters.n_clusters, n_strata)
+    if boot_curves:
+        lo, hi = resampling.percentile_interval([c.ceiling for c in boot_curves], level)
+        ceiling = Ceiling(curve.ceiling, lo, hi)
+    else:
+        ceiling = Ceiling(curve.ceiling, float("nan"), float("nan"))
+    thresholds = {name: _threshold(name, curve, boot_curves, durations, level, blocking, non_monotone, at_chance)
+                  for name in levels}
+    warnings = [w for t in thresholds.values() for w in t.warnings]
     return PsychometricFit(curve, thresholds, durations, k.astype(int), n.astype(int),
                            clusters.n_clusters, len(boot_curves), confidence, tuple(lapse_bounds),
-                           boot_curves)
+                           ceiling, flags, warnings, trend, chance, lapse_prior, boot_curves)
 
 
 def threshold_ms(df: pd.DataFrame, name: str, core: str = "logistic") -> float:
     """The point value of one threshold (e.g. "DT75") for gates: NaN when no curve can be fitted
-    (fewer than two durations), inf when the level is never reached; extrapolated values are
-    returned as they are."""
+    (fewer than two durations) or the threshold is flagged (non-monotone data, a parameter at
+    a bound), inf when it is not reached; a value below the tested range is returned as it is."""
     try:
-        return fit_psychometric(df, core=core, levels=(name,), n_boot=0).thresholds[name].duration_ms
+        t = fit_psychometric(df, core=core, levels=(name,), n_boot=0).thresholds[name]
     except ValueError:
         return float("nan")
+    if t.duration_ms is None:
+        return math.inf if t.flags[0].startswith("not reached") else float("nan")
+    return float("nan") if any(not f.startswith("below tested range") for f in t.flags) else t.duration_ms
 
 
 # --- hit and false-alarm curves, d' -----------------------------------------------------------

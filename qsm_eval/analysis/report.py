@@ -40,7 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levels", default=",".join(DEFAULT_LEVELS),
                         help="thresholds to report, e.g. DT50,DT75,DT90 (default DT50,DT75)")
     parser.add_argument("--max-lapse", type=float, default=None,
-                        help=f"upper bound of the lapse rate (default {DEFAULT_LAPSE_BOUNDS[1]})")
+                        help=f"upper bound of the lapse rate, 1 - the lowest ceiling a fit may find "
+                             f"(default {DEFAULT_LAPSE_BOUNDS[1]}: free up to chance)")
     parser.add_argument("--n-boot", type=int, default=resampling.DEFAULT_N_BOOT,
                         help=f"bootstrap replicates (default {resampling.DEFAULT_N_BOOT})")
     parser.add_argument("--confidence", type=float, default=resampling.DEFAULT_CONFIDENCE,
@@ -54,8 +55,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         level = level_of(name)  # a clear error for DT40, DT100, DTx...
         levels.append("DT50" if level is None else f"DT{level * 100:g}")  # "75" -> "DT75"
     levels = tuple(dict.fromkeys(levels))
-    if args.max_lapse is not None and not 0 <= args.max_lapse < 0.5:
-        raise ValueError(f"--max-lapse {args.max_lapse}: must lie in [0, 0.5), the gap between guess and 1")
+    if args.max_lapse is not None and not 0 <= args.max_lapse <= 0.5:
+        raise ValueError(f"--max-lapse {args.max_lapse}: must lie in [0, 0.5] (0.5 is a ceiling at chance)")
     if not 0 < args.confidence < 1:
         raise ValueError(f"--confidence {args.confidence}: must lie between 0 and 1")
     bounds = None if args.max_lapse is None else (0.0, args.max_lapse)
