@@ -47,7 +47,8 @@ def cell(t) -> str:
     # Out-of-range values already read >1000 / <20; other flags (not reached, non-monotone,
     # a parameter at a bound) are printed as the fit words them.
     flag = "" if not t.flag or t.flag.startswith(("above", "below")) else f" ({t.flag})"
-    return f"{ms(t.duration_ms)} [{ms(t.ci_low)}, {ms(t.ci_high)}] ms{flag}"
+    value = "not reached" if t.duration_ms is None else ms(t.duration_ms)
+    return f"{value} [{ms(t.ci_low)}, {ms(t.ci_high)}] ms{flag}"
 
 
 def main() -> None:
