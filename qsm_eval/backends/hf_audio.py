@@ -42,6 +42,9 @@ class Scores:
 
     p_speech: list[float]
     raw_output: list[str]
+    # Model time spent on a row outside this call (the probe's features encoded during its
+    # fit), added to the row's latency so that it counts the whole cost of the answer.
+    earlier_ms: list[float] | None = None
 
 
 class TransformersAudioBackend(Backend):
@@ -149,12 +152,13 @@ class TransformersAudioBackend(Backend):
             began = time.perf_counter()
             scores = self.score(chunk)
             latency_ms = 1000.0 * (time.perf_counter() - began) / len(chunk)
-            for row, p_speech, raw in zip(chunk, scores.p_speech, scores.raw_output):
+            earlier = scores.earlier_ms or [0.0] * len(chunk)
+            for row, p_speech, raw, extra_ms in zip(chunk, scores.p_speech, scores.raw_output, earlier):
                 label, confidence = label_from_probability(p_speech, self.threshold())
                 answers[row.index] = Prediction(
                     label=label, p_speech=p_speech, raw_output=raw, confidence=confidence,
                     n_audio_tokens=row.n_input, parse_status="scores", padding=row.padding,
-                    latency_ms=latency_ms)
+                    latency_ms=latency_ms + extra_ms)
         return answers
 
     def warmup(self) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,8 +261,10 @@ class LinearProbeBackend(TransformersAudioBackend):
         self.left_out = left_out + len(rows) - len(usable)
         if not usable:
             raise BackendError("linear-probe: no training clip could be shown to the encoder")
+        began = time.perf_counter()
         features = np.concatenate([self.pooled_features([p for _, p in usable[i:i + self.batch_size]])
                                    for i in range(0, len(usable), self.batch_size)])
+        self._encode_ms = 1000.0 * (time.perf_counter() - began) / len(usable)
         for (_, presented_row), vector in zip(usable, features):
             self._encoded[audio_hash(presented_row.waveform)] = vector
         labels = np.array([row.label for row, _ in usable])
@@ -311,13 +314,14 @@ class LinearProbeBackend(TransformersAudioBackend):
         fresh = [row for row, vector in zip(rows, known) if vector is None]
         encoded = iter(self.pooled_features(fresh)) if fresh else iter(())
         features = [vector if vector is not None else next(encoded) for vector in known]
+        earlier_ms = [0.0 if vector is None else self._encode_ms for vector in known]
         p_speech, raw = [], []
         for row, vector in zip(rows, features):
             fold, probe = self._probe_for(row.request)
             p = float(probe.predict_proba(vector[None, :])[0, list(probe.classes_).index(1)])
             p_speech.append(p)
             raw.append(f"probe={'all' if fold is None else f'fold{fold}'} p={p:.4f}")
-        return Scores(p_speech=p_speech, raw_output=raw)
+        return Scores(p_speech=p_speech, raw_output=raw, earlier_ms=earlier_ms)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "encoder": self.encoder_type, "probe_layer": self.layer,
