@@ -136,6 +136,20 @@ def test_requests_spread_by_load_and_stay_within_the_bound():
     assert slow_n + fast_n == 24 and 1 <= slow_n < fast_n  # the idle endpoint takes the work
 
 
+def test_an_endpoint_that_dies_mid_run_is_avoided_and_the_rest_answer():
+    with StubServer(script()) as alive:
+        dying = StubServer(script())
+        with dying:
+            model = backend(alive, dying, max_in_flight=2, max_retries=2)
+        # dying is down now: the first request to meet it retries on alive; the rest avoid it.
+        answers = model.predict_batch(requests(12))
+        stats = model.timings()["endpoints"]
+        model.close()
+    assert [a.error for a in answers] == [None] * 12
+    assert len(alive.chat_requests()) == 12 and stats[alive.url]["ok"] == 12
+    assert 1 <= stats[dying.url]["requests"] <= 2      # the requests in flight when it was found dead
+
+
 def test_logits_mode_against_a_server_that_returns_no_logprobs():
     class Words:  # /tokenize and /detokenize over a toy vocabulary
         vocab = ["SPEECH", " SPEECH", "speech", " speech", "Speech", " Speech",

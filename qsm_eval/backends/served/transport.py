@@ -2,7 +2,9 @@
 
 Each request leases a slot on the endpoint with the fewest requests in flight (ties: the one
 that has had fewest, so a fresh pool fills evenly); at most ``max_in_flight`` per endpoint,
-the rest wait. 429 and 5xx answers, timeouts and dropped connections are retried, each time
+the rest wait. An endpoint that just failed to connect or answer in time is avoided for a
+while (1 s, doubling with each further failure, at most 30 s) while another can take the
+request: a dead host has no requests in flight, and would otherwise attract every one. 429 and 5xx answers, timeouts and dropped connections are retried, each time
 on the least loaded endpoint again, after the server's Retry-After or an exponential
 backoff; anything else (4xx, a reply that is not JSON) fails at once. Every wait is bounded:
 per-phase timeouts on each attempt, a fixed number of attempts, a cap on every pause.
@@ -23,6 +25,8 @@ MAX_RETRY_AFTER_S = 60.0
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 8.0
 BODY_SNIPPET = 200
+AVOID_BASE_S = 1.0
+AVOID_CAP_S = 30.0
 
 
 class ServedError(RuntimeError):
@@ -34,6 +38,8 @@ class Endpoint:
     url: str                                    # base URL, without /v1
     index: int
     outstanding: int = 0
+    avoid_until: float = 0.0                    # time.monotonic() before which others go first
+    failures_in_a_row: int = 0
     stats: dict[str, int] = field(default_factory=lambda: {
         "requests": 0, "ok": 0, "retried": 0, "failed": 0})
 
@@ -98,7 +104,9 @@ class EndpointPool:
                 if free:
                     break
                 self._ready.wait()
-            endpoint = min(free, key=lambda e: (e.outstanding, e.stats["requests"], (e.index - self._first) % n))
+            now = time.monotonic()
+            endpoint = min(free, key=lambda e: (e.avoid_until > now, e.outstanding, e.stats["requests"],
+                                                (e.index - self._first) % n))
             endpoint.outstanding += 1
             endpoint.stats["requests"] += 1
         try:
@@ -125,9 +133,13 @@ class EndpointPool:
                     response = client.post(path, json=body)
                 except httpx2.TimeoutException:
                     problem = f"{endpoint.url}: no answer within {self.policy.timeout_s:g} s"
+                    self._avoid(endpoint)
                 except httpx2.TransportError as exc:
                     problem = f"{endpoint.url}: {type(exc).__name__}: {exc}"
+                    self._avoid(endpoint)
                 else:
+                    with self._ready:
+                        endpoint.failures_in_a_row, endpoint.avoid_until = 0, 0.0
                     if response.status_code == 200:
                         return self._json(endpoint, response), endpoint
                     problem = f"{endpoint.url}{path} answered HTTP {response.status_code}: {_snippet(response.text)}"
@@ -143,6 +155,12 @@ class EndpointPool:
             if attempt + 1 < attempts:
                 time.sleep(wait)
         raise ServedError(self.redact(f"no answer after {attempts} attempts; last: {problem}"))
+
+    def _avoid(self, endpoint: Endpoint) -> None:
+        with self._ready:
+            pause = min(AVOID_BASE_S * 2 ** endpoint.failures_in_a_row, AVOID_CAP_S)
+            endpoint.failures_in_a_row += 1
+            endpoint.avoid_until = time.monotonic() + pause
 
     def _json(self, endpoint: Endpoint, response) -> dict:
         try:
