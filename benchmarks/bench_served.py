@@ -7,8 +7,8 @@
    each setting's ratio to one in flight.
 2. Overhead: against a stub server that answers at once (so the server costs almost
    nothing), the backend's time per request (WAV + base64 + JSON body, HTTP, parsing,
-   leases) next to a bare httpx2 loop posting one prebuilt body; the difference is what the
-   harness adds per request. Both one request at a time, interleaved, medians.
+   leases) next to a bare httpx2 loop posting the same bodies, prebuilt; the difference is
+   what the harness adds per request. Both one request at a time, interleaved, medians.
 
     .venv/bin/python benchmarks/bench_served.py
     .venv/bin/python benchmarks/bench_served.py --servers 2 --clips 96 --repeats 5
@@ -107,6 +107,7 @@ class InstantServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"   # keep-alive, as uvicorn and vLLM answer
+            disable_nagle_algorithm = True  # else headers and body wait on a delayed ACK (~40 ms)
 
             def log_message(self, *args):
                 pass
@@ -143,7 +144,9 @@ def overhead(requests, repeats: int) -> tuple[float, float]:
 
     stub = InstantServer()
     backend = create_backend("openai", {"endpoint": stub.url, "scoring": "generate", "max_in_flight": 1})
-    body = chat.generate_body("stub", chat.messages(backend.prompt, chat.wav_base64(requests[0].waveform)), 3)
+    # The same bodies the backend sends, built before the clock starts.
+    bodies = [chat.generate_body("stub", chat.messages(backend.prompt, chat.wav_base64(r.waveform)), 3)
+              for r in requests]
     bare_client = httpx2.Client(base_url=stub.url)
     ours, bare = [], []
     try:
@@ -153,7 +156,7 @@ def overhead(requests, repeats: int) -> tuple[float, float]:
                 backend.predict_batch([request])
             ours.append(1000 * (time.perf_counter() - started) / len(requests))
             started = time.perf_counter()
-            for _ in requests:
+            for body in bodies:
                 bare_client.post("/v1/chat/completions", json=body).json()
             bare.append(1000 * (time.perf_counter() - started) / len(requests))
     finally:
