@@ -8,7 +8,8 @@
 2. Overhead: against a stub server that answers at once (so the server costs almost
    nothing), the backend's time per request (WAV + base64 + JSON body, HTTP, parsing,
    leases) next to a bare httpx2 loop posting the same bodies, prebuilt; the difference is
-   what the harness adds per request. Both one request at a time, interleaved, medians.
+   what the harness adds per request. One request at a time, alternating clip by clip, the
+   median of the paired differences.
 
     .venv/bin/python benchmarks/bench_served.py
     .venv/bin/python benchmarks/bench_served.py --servers 2 --clips 96 --repeats 5
@@ -136,8 +137,10 @@ class InstantServer:
         self.server.server_close()
 
 
-def overhead(requests, repeats: int) -> tuple[float, float]:
-    """(backend ms per request, bare httpx2 ms per request), medians, one in flight."""
+def overhead(requests, repeats: int) -> tuple[float, float, float]:
+    """(backend ms, bare httpx2 ms, median of the paired differences) per request, one in
+    flight: each clip through the backend, then the same body through a bare loop, alternating
+    clip by clip so that the machine's load drifts alike on both."""
     import httpx2
 
     from qsm_eval.backends.served import chat
@@ -151,19 +154,18 @@ def overhead(requests, repeats: int) -> tuple[float, float]:
     ours, bare = [], []
     try:
         for _ in range(repeats):
-            started = time.perf_counter()
-            for request in requests:   # one at a time: the cost of each, not of a pipeline
+            for request, body in zip(requests, bodies):
+                started = time.perf_counter()
                 backend.predict_batch([request])
-            ours.append(1000 * (time.perf_counter() - started) / len(requests))
-            started = time.perf_counter()
-            for body in bodies:
+                ours.append(1000 * (time.perf_counter() - started))
+                started = time.perf_counter()
                 bare_client.post("/v1/chat/completions", json=body).json()
-            bare.append(1000 * (time.perf_counter() - started) / len(requests))
+                bare.append(1000 * (time.perf_counter() - started))
     finally:
         bare_client.close()
         backend.close()
         stub.close()
-    return statistics.median(ours), statistics.median(bare)
+    return statistics.median(ours), statistics.median(bare), statistics.median(o - b for o, b in zip(ours, bare))
 
 
 def main(argv=None) -> int:
@@ -195,9 +197,10 @@ def main(argv=None) -> int:
     for k in IN_FLIGHT:
         rate = statistics.median(rates[k])
         print(f"  {k} in flight per endpoint: {rate:6.1f} clips/s  ({rate / base:.2f}x one in flight)")
-    ours, bare = overhead(requests, args.repeats)
-    print(f"overhead per request against an instant stub, one in flight, medians of {args.repeats}:")
-    print(f"  openai backend {ours:.2f} ms, bare httpx2 post {bare:.2f} ms: the harness adds {ours - bare:.2f} ms")
+    ours, bare, added = overhead(requests, args.repeats)
+    print(f"overhead per request against an instant stub, one in flight, {args.repeats} x {args.clips} "
+          f"paired requests, medians:")
+    print(f"  openai backend {ours:.2f} ms, bare httpx2 post {bare:.2f} ms: the harness adds {added:.2f} ms")
     return 0
 
 
