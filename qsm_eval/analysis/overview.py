@@ -16,7 +16,7 @@ import pandas as pd
 from qsm_eval.analysis import resampling
 from qsm_eval.analysis.alarms import Alarm, check_alarms
 from qsm_eval.analysis.intervals import ALL_METRICS, groupings, metrics_table
-from qsm_eval.analysis.outcomes import fit_rows
+from qsm_eval.analysis.outcomes import fit_rows, outcomes
 
 DEFAULT_LEVELS = ("DT50", "DT75")
 
@@ -107,6 +107,7 @@ def _metrics(df: pd.DataFrame, name: str, settings: Settings) -> pd.DataFrame:
 def analyse(df: pd.DataFrame, name: str, settings: Settings | None = None) -> Overview:
     """The overview of a results frame (labels normalised: see outcomes.normalise_labels)."""
     settings = settings or Settings()
+    df = outcomes(df)   # once: every group below is a slice of it, in its canonical order
     frames, snr = fit_groups(df)
     fits, rate_fits, problems = fit_all(frames, settings) if settings.fits else ({}, {}, {})
     dprime = pd.DataFrame()

@@ -68,10 +68,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def terminal_tables(overview: Overview) -> list:
     """The report's tables (TextTable, or a line for a grouping too long for a terminal)."""
     conf = f"{overview.settings.confidence:.0%}"
+    # Two digits in a terminal (the files keep every digit); no error column without errors
+    # (the line above the tables counts them).
+    columns = [m for m in HEADLINE if m != "error_rate" or overview.harness_errors]
     out = tables.metric_tables(
-        overview.metrics, HEADLINE,
+        overview.metrics, columns,
         lambda by: f"{overview.name}: {'overall' if by == 'all' else 'by ' + by} ({conf} intervals)",
-        max_groups=MAX_TERMINAL_GROUPS)
+        max_groups=MAX_TERMINAL_GROUPS, digits=2)
     out.append(tables.threshold_table(
         overview.fits, overview.fit_problems, overview.settings.levels,
         f"{overview.name}: duration thresholds ({overview.settings.core} fit, {conf} source-bootstrap CI; "

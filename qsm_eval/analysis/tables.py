@@ -39,19 +39,19 @@ def _group_label(by: str, key) -> str:
     return f"{key:g} ms" if by == "duration_ms" else (f"{key:g} dB" if by == "snr_db" else str(key))
 
 
-def _cell(metric: str, row: pd.Series, intervals: bool) -> str:
+def _cell(metric: str, row: pd.Series, intervals: bool, digits: int = 3) -> str:
     if metric in TIME_COLUMNS:
         value = row[metric]
         return "–" if value is None or math.isnan(value) else TIME_COLUMNS[metric].format(value)
     if intervals:
-        return formatting.interval(row["value"], row["low"], row["high"])
+        return formatting.interval(row["value"], row["low"], row["high"], digits)
     if metric in RATES and not math.isnan(row["value"]):
         return f"{row['value']:.0%}"
     return formatting.number(row["value"])
 
 
 def metric_table(group: pd.DataFrame, by: str, metrics, title: str, intervals: bool = True,
-                 long_headers: bool = True) -> TextTable:
+                 long_headers: bool = True, digits: int = 3) -> TextTable:
     """One grouping of Overview.metrics (its rows with ``by``): per group, the cases and each of
     ``metrics`` that has a value somewhere (a column of nothing but n/a says nothing)."""
     values = group.set_index(["group", "metric"])
@@ -62,7 +62,7 @@ def metric_table(group: pd.DataFrame, by: str, metrics, title: str, intervals: b
         first = sub.iloc[0]
         cells = [_group_label(by, key), str(int(first["cases"]))]
         for m in shown:
-            cells.append(_cell(m, first if m in TIME_COLUMNS else values.loc[(key, m)], intervals))
+            cells.append(_cell(m, first if m in TIME_COLUMNS else values.loc[(key, m)], intervals, digits))
         rows.append(cells)
     header = {"all": "", "duration_ms": "duration", "snr_db": "SNR"}.get(by, by)
     names = [HEADERS[m][1 if long_headers else 0] for m in shown]
@@ -70,7 +70,7 @@ def metric_table(group: pd.DataFrame, by: str, metrics, title: str, intervals: b
 
 
 def metric_tables(metrics: pd.DataFrame, columns, title, intervals: bool = True, long_headers: bool = True,
-                  max_groups: int | None = None) -> list[TextTable | str]:
+                  max_groups: int | None = None, digits: int = 3) -> list[TextTable | str]:
     """Every grouping of Overview.metrics, in order; ``title(by)`` names each. A grouping with
     more than ``max_groups`` groups becomes a line that says where to find it."""
     out: list[TextTable | str] = []
@@ -79,7 +79,7 @@ def metric_tables(metrics: pd.DataFrame, columns, title, intervals: bool = True,
         if max_groups is not None and n_groups > max_groups:
             out.append(f"{n_groups} {by} groups: see metrics.csv and report.html")
             continue
-        out.append(metric_table(group, by, columns, title(by), intervals, long_headers))
+        out.append(metric_table(group, by, columns, title(by), intervals, long_headers, digits))
     return out
 
 
