@@ -61,3 +61,22 @@ def test_single_class_data_is_not_called_one_class():
     df = _run()
     df = df[df["true_label"] == "SPEECH"].assign(pred_label="SPEECH")
     assert "one_class" not in kinds(df)
+
+
+def test_below_chance_is_a_binomial_test_not_the_point_estimate():
+    """A model at chance scores below 0.5 half the time; the alarm fires for it rarely (at most
+    the test's 1%), and for a model truly below chance (balanced accuracy 0.35) every time."""
+    from qsm_eval.analysis.alarms import BELOW_CHANCE_ALPHA, below_chance_p
+    from qsm_eval.analysis.outcomes import outcomes
+
+    rng = np.random.default_rng(11)
+    truth = np.array(["SPEECH", "NONSPEECH"] * 100)
+    wrong = np.where(truth == "SPEECH", "NONSPEECH", "SPEECH")
+
+    def p(p_right: float) -> float:
+        pred = np.where(rng.random(len(truth)) < p_right, truth, wrong)
+        return below_chance_p(outcomes(pd.DataFrame({"true_label": truth, "pred_label": pred, "duration_ms": 20})))
+
+    at_chance = [p(0.5) for _ in range(300)]
+    assert np.mean(np.array(at_chance) < BELOW_CHANCE_ALPHA) <= 0.02
+    assert all(p(0.35) < BELOW_CHANCE_ALPHA for _ in range(100))

@@ -53,6 +53,21 @@ def test_plots_are_the_same_bytes_from_one_report_to_the_next(tmp_path, simulate
     assert [p.read_bytes() for p in first] == [p.read_bytes() for p in second]
 
 
+def test_report_counts_harness_errors_apart(tmp_path, simulated_run, capsys):
+    df = pd.read_parquet(simulated_run / "results.parquet")
+    df.loc[df.index[:12], "error"] = "clip unreadable"
+    run = tmp_path / "errors"
+    run.mkdir()
+    write_results(df, run)
+    assert main(["report", str(run), "--n-boot", "0", "--no-plots"]) == 0
+    assert "harness errors: 12" in capsys.readouterr().out
+    report = json.loads((run / "report.json").read_text())
+    assert report["harness_errors"] == 12 and report["cases"] == len(df)
+    overall = {r["metric"]: r for r in report["metrics"] if r["by"] == "all"}
+    assert overall["error_rate"]["value"] == 12 / len(df) and overall["accuracy"]["n"] == len(df) - 12
+    assert "12 of" in (run / "report.html").read_text()
+
+
 def test_report_of_an_interrupted_run_reads_its_journal(tmp_path, simulated_run):
     rows = as_rows(pd.read_parquet(simulated_run / "results.parquet"))
     writer = ResultWriter(tmp_path / "crashed")
