@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from qsm_eval.analysis.gates import evaluate_gates
 from qsm_eval.analysis.overview import Settings, analyse
 from qsm_eval.analysis.psychometric import Curve, fit_psychometric
 from qsm_eval.analysis.simulate import simulate_observer
@@ -89,3 +90,44 @@ def test_one_curve_per_snr_and_thresholds_against_snr(tmp_path):
     table = pd.read_csv(run / "thresholds.csv")
     assert sorted(table.loc[table["threshold"] == "DT75", "snr_db"].dropna()) == sorted(levels)
     assert "against SNR" in render_summary(df, [], tmp_path, width=160)
+def _falling(n_sources: int = 200, seed: int = 4) -> pd.DataFrame:
+    """Accuracy 0.95 at 20 ms falling to 0.55 at 1000 ms."""
+    rng = np.random.default_rng(seed)
+    durations = np.array([20, 40, 60, 80, 100, 200, 500, 1000])
+    p_right = np.interp(np.log(durations), np.log([20, 1000]), [0.95, 0.55])
+    rows = []
+    for s in range(n_sources):
+        truth = "SPEECH" if s % 2 else "NONSPEECH"
+        other = "NONSPEECH" if s % 2 else "SPEECH"
+        for d, p in zip(durations, p_right):
+            rows.append({"true_label": truth, "pred_label": truth if rng.random() < p else other,
+                         "duration_ms": int(d), "dataset": "d", "source_id": f"s{s}", "model": "m"})
+    return pd.DataFrame(rows)
+
+
+def _words(run: Path, capsys) -> tuple[str, str, str]:
+    assert main(["report", str(run), "--n-boot", "100", "--no-plots"]) == 0
+    return (capsys.readouterr().out, (run / "thresholds.csv").read_text(), (run / "report.html").read_text())
+
+
+def test_a_falling_curve_says_non_monotone_everywhere_and_fails_its_gate(tmp_path, capsys):
+    df = _falling()
+    (verdict,) = evaluate_gates(["dt50_ms<=20"], df)
+    assert not verdict.passed and "non-monotone" in verdict.message
+    run = tmp_path / "falling"
+    run.mkdir()
+    write_results(df.assign(segment_id=np.arange(len(df))), run)
+    for text in _words(run, capsys):
+        assert "non-monotone" in text
+
+
+def test_a_model_at_chance_says_not_reached_everywhere(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    df = _falling().assign(pred_label=lambda d: np.where(rng.random(len(d)) < 0.5, "SPEECH", "NONSPEECH"))
+    (verdict,) = evaluate_gates(["dt75_ms<=1000"], df)
+    assert not verdict.passed and "not reached" in verdict.message
+    run = tmp_path / "chance"
+    run.mkdir()
+    write_results(df.assign(segment_id=np.arange(len(df))), run)
+    for text in _words(run, capsys):
+        assert "not reached" in text
