@@ -18,11 +18,13 @@ pytest's own session time ("in X s").
 
     python benchmarks/bench_plugin_overhead.py                  # 1,000 and 5,000 cases, webrtc-vad
     python benchmarks/bench_plugin_overhead.py --sizes 2000 20000 --backend silero-vad --repeats 3
+    python benchmarks/bench_plugin_overhead.py --baseline /tmp/before   # before/after, interleaved
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -36,10 +38,12 @@ EVALS = ROOT / "evals"
 _SESSION_TIME = re.compile(r" in ([0-9.]+)s")
 
 
-def pytest_session_seconds(args: list[str], cwd: Path) -> float:
-    """Run pytest in a fresh process and return its own reported session time."""
+def pytest_session_seconds(args: list[str], cwd: Path, tree: Path | None = None) -> float:
+    """Run pytest in a fresh process and return its own reported session time; with
+    ``tree``, the qsm_eval package of that checkout is imported instead of this one."""
+    env = dict(os.environ, PYTHONPATH=str(tree)) if tree else None
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
-                          cwd=cwd, capture_output=True, text=True)
+                          cwd=cwd, capture_output=True, text=True, env=env)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"pytest {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}")
     matches = _SESSION_TIME.findall(proc.stdout.strip().splitlines()[-1])
@@ -79,23 +83,28 @@ def write_bare_suite(directory: Path, n: int) -> Path:
 
 
 def measure(backend: str, sizes: tuple[int, int], repeats: int, tmp: Path,
-            batch_size: int | None) -> dict[str, float]:
-    """Marginal seconds per case for loop, pytest and plugin."""
+            batch_size: int | None, baseline: Path | None = None) -> dict[str, float]:
+    """Marginal seconds per case for loop, pytest and plugin (and the baseline checkout's
+    plugin, interleaved with this one's)."""
     from make_large_set import make_large_set
 
     sets = {n: make_large_set(tmp / f"set{n}", n) for n in sizes}
     suites = {n: write_bare_suite(tmp / f"bare{n}", n) for n in sizes}
     extra = ["--qsm-batch-size", str(batch_size)] if batch_size else []
-    timings = {name: {n: [] for n in sizes} for name in ("loop", "pytest", "plugin", "plugin_tables")}
+    plugins = [("plugin", "full", None), ("plugin_tables", "tables", None)]
+    if baseline:
+        plugins += [("baseline", "full", baseline), ("baseline_tables", "tables", baseline)]
+    timings = {name: {n: [] for n in sizes} for name in ("loop", "pytest", *(p[0] for p in plugins))}
     for _ in range(repeats):
         for n in sizes:
             timings["loop"][n].append(bare_loop_seconds(sets[n], backend, batch_size)[0])
             timings["pytest"][n].append(pytest_session_seconds(["-p", "no:qsm_eval", str(suites[n])],
                                                                cwd=suites[n].parent))
-            for name, summary in (("plugin", "full"), ("plugin_tables", "tables")):
+            for name, summary, tree in plugins:
                 timings[name][n].append(pytest_session_seconds(
                     [str(EVALS), "--qsm-segments", str(sets[n]), "--qsm-model", backend,
-                     "--qsm-out", str(tmp / "run"), "--qsm-summary", summary, *extra], cwd=ROOT))
+                     "--qsm-out", str(tmp / "run"), "--qsm-summary", summary, *extra], cwd=ROOT,
+                    tree=tree))
     small, large = sizes
     return {name: (statistics.median(t[large]) - statistics.median(t[small])) / (large - small)
             for name, t in timings.items()}
@@ -107,6 +116,9 @@ def main() -> None:
     parser.add_argument("--backend", action="append", help="repeatable (default: webrtc-vad)")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
+                        help="another checkout (e.g. `git worktree add /tmp/before <commit>`) whose "
+                             "plugin is timed in the same loop, for a before/after comparison")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).parent))
     print(f"sizes: {args.sizes[0]} and {args.sizes[1]} cases; repeats: {args.repeats} (medians); "
@@ -115,12 +127,17 @@ def main() -> None:
           f"{'no-fit plugin':>14} {'no-fit adds':>12}")
     for backend in args.backend or ["webrtc-vad"]:
         with tempfile.TemporaryDirectory() as tmp:
-            cost = measure(backend, tuple(args.sizes), args.repeats, Path(tmp), args.batch_size)
-        added = cost["plugin"] - cost["pytest"] - cost["loop"]
-        added_tables = cost["plugin_tables"] - cost["pytest"] - cost["loop"]
-        print(f"{backend:<12} {cost['loop'] * 1e3:>8.3f} {cost['pytest'] * 1e3:>8.3f} "
-              f"{cost['plugin'] * 1e3:>8.3f} {added * 1e3:>12.3f} "
-              f"{cost['plugin_tables'] * 1e3:>14.3f} {added_tables * 1e3:>12.3f}")
+            cost = measure(backend, tuple(args.sizes), args.repeats, Path(tmp), args.batch_size,
+                           args.baseline)
+        rows = [(backend, "plugin", "plugin_tables")]
+        if args.baseline:
+            rows.append((f"{backend} (baseline)", "baseline", "baseline_tables"))
+        for label, full, tables in rows:
+            added = cost[full] - cost["pytest"] - cost["loop"]
+            added_tables = cost[tables] - cost["pytest"] - cost["loop"]
+            print(f"{label:<12} {cost['loop'] * 1e3:>8.3f} {cost['pytest'] * 1e3:>8.3f} "
+                  f"{cost[full] * 1e3:>8.3f} {added * 1e3:>12.3f} "
+                  f"{cost[tables] * 1e3:>14.3f} {added_tables * 1e3:>12.3f}")
 
 
 if __name__ == "__main__":

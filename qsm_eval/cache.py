@@ -22,13 +22,23 @@ from qsm_eval.backends.base import AudioRequest, Backend, Prediction
 CACHE_FILE = "predictions.sqlite"
 
 
+class CacheError(ValueError):
+    """A --qsm-cache that cannot be opened: one usage error at start-up, not one per case."""
+
+
 class PredictionCache:
     def __init__(self, directory: str | Path):
         self.path = Path(directory) / CACHE_FILE
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS predictions (key TEXT PRIMARY KEY, prediction TEXT)")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS predictions (key TEXT PRIMARY KEY, prediction TEXT)")
+            self._db.execute("SELECT count(*) FROM predictions LIMIT 1").fetchone()
+        except (OSError, sqlite3.Error) as exc:
+            raise CacheError(
+                f"--qsm-cache {directory}: cannot be used as a prediction cache ({exc}); name a "
+                f"writable directory, or remove {self.path} if it is damaged") from None
         self._fingerprints: dict[int, str] = {}
 
     def _key(self, backend: Backend, request: AudioRequest) -> str:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 import re
+import signal
+import threading
 import time
 import warnings
 from importlib.resources import files
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from qsm_eval import config as qsm_config
 from qsm_eval.analysis.gates import Gate, evaluate_gate
@@ -36,6 +38,23 @@ if TYPE_CHECKING:
 # The ids eval cases get (see case_ids): how the xdist controller, which collects nothing
 # itself, tells an eval session from any other.
 CASE_ID = re.compile(r"\[(invalid-set-[^\]]*|([^\]]*-)?(speech|nonspeech)-\d+ms-\d+)\]$")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (timeout, CI runners, schedulers), handled as Ctrl-C is: the run stops, and
+    the parquet, the summary and run.json keep what was answered."""
+
+
+def stop_on_sigterm() -> Callable[[], None]:
+    """Make SIGTERM raise Terminated in this process; returns what restores the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None  # signal handlers can only be set from the main thread
+
+    def terminate(signum, frame):
+        raise Terminated("SIGTERM received")
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 class MissingAudioWarning(UserWarning):
@@ -116,8 +135,11 @@ class Answerer:
         self.runner = None
         self.identity = None
         self.load_s: float | None = None
+        self.load_error: BackendError | None = None
 
     def load(self):
+        if self.load_error is not None:
+            raise self.load_error  # once is enough: every later case fails with the same line
         if self.backend is None:
             from qsm_eval.cache import PredictionCache
             from qsm_eval.runner import Runner
@@ -127,7 +149,11 @@ class Answerer:
             # replica k on GPU k (mod the GPUs present).
             settings["worker_index"], settings["worker_count"] = self.worker
             started = time.perf_counter()
-            self.backend = create_backend(settings["model"], settings)
+            try:
+                self.backend = create_backend(settings["model"], settings)
+            except BackendError as exc:
+                self.load_error = exc
+                raise
             self.load_s = time.perf_counter() - started
             self.identity = self.backend.identity()
             cache = PredictionCache(self.settings["cache"]) if self.settings["cache"] else None
@@ -170,6 +196,7 @@ class Recorder:
         self.manifest = None
         self.verdicts: list = []
         self.workers: list[dict] = []   # under xdist: what every worker's backend reported
+        self.notes: list[str] = []      # what the terminal must say besides the summary
         self._frame = None
 
     @property
@@ -179,8 +206,15 @@ class Recorder:
     def start(self, expected: int | None) -> None:
         from qsm_eval.results import ResultWriter, RunManifest
 
+        from qsm_eval.results import clear_outputs
+
         engine = self.engine
         engine.load_cases(warn=False)  # on the xdist controller: only to record what was evaluated
+        # A reused --qsm-out: an older run's outputs must never pass for this run's.
+        replaced = clear_outputs(engine.run_dir)
+        if replaced:
+            self.notes.append(f"--qsm-out {engine.run_dir} held an earlier run ({', '.join(replaced)}): "
+                              "replaced by this run")
         self.writer = ResultWriter(engine.run_dir)
         self.manifest = RunManifest(
             run_id=engine.run_id, model=engine.settings["model"], options=dict(engine.settings),
@@ -218,18 +252,22 @@ class Recorder:
         m.timings["wall_s"] = round(time.perf_counter() - self.engine.started, 3)
         m.gates = [v.to_dict() for v in self.verdicts]
         m.write(self.engine.run_dir)
+        self.notes += self.writer.refused
+        if status != "complete":
+            self.notes.append(f"run interrupted ({reason}): {m.n_results} of {m.expected_cases} cases "
+                              f"recorded in {self.engine.run_dir}")
 
-    def summary(self, width: int, color: bool) -> list[str] | str:
+    def summary(self, width: int, color: bool) -> list[str]:
         """The end-of-run text: gate lines only with --qsm-summary none, else the summary."""
         mode = self.engine.settings["summary"]
-        notes = [f"qsm-eval: {note}" for note in self.writer.refused]
+        notes = [f"qsm-eval: {note}" for note in self.notes]
         if mode == "none":
             return notes + [f"gate {v.message}" for v in self.verdicts]
         from qsm_eval.analysis.summary import render_summary
 
         text = render_summary(self.results_frame(), self.verdicts, self.engine.run_dir, width=width,
                               color=color, mode=mode)
-        return "\n".join(notes + [text]) if notes else text
+        return notes + [text]
 
 
 class Engine:
@@ -249,6 +287,13 @@ class Engine:
         if self.run_dir.exists() and not self.run_dir.is_dir():
             raise qsm_config.SettingsError(f"--qsm-out {self.run_dir} exists and is not a directory; "
                                            "name a directory for the run's results")
+        if settings["cache"]:
+            from qsm_eval.cache import CacheError, PredictionCache
+
+            try:  # checked once, at start-up: an unusable cache is a usage error
+                PredictionCache(settings["cache"]).close()
+            except CacheError as exc:
+                raise qsm_config.SettingsError(str(exc)) from None
         self.started = time.perf_counter()
         self.cases: list | None = None
         self.sets: dict[str, SegmentSet] = {}  # set directory -> the loaded set
@@ -295,11 +340,12 @@ class Engine:
         self.plan = list(self.segments)
         self.expected = sum(p is not None for p in params)
 
-    def payload(self, result: Result | None, miss: str | None) -> dict:
+    def payload(self, result: Result | None, miss: str | None, fatal: str | None = None) -> dict:
         """What an eval case's report carries to the recorder: plain values, so that xdist
-        can send it (the planned case count, the result row, the MISS shown)."""
+        can send it (the planned case count, the result row, the MISS shown, and why the
+        model cannot answer at all)."""
         return {"planned": self.expected, "result": None if result is None else result.to_dict(),
-                "miss": miss}
+                "miss": miss, "fatal": fatal}
 
     # --- answering (Central, DistWorker) ----------------------------------------------
     def load_backend(self):

@@ -1,12 +1,7 @@
-"""The pytest plugin: hooks and fixtures over the run engine (qsm_eval/engine.py).
-
-Thin glue in the manner of pytest-cov: segments become parametrized cases; the engine,
-its role picked once per process, answers them and records the run. Each case's answer
-travels on its test report (the ``qsm_eval`` attribute, which xdist serialises with the
-report, and JUnit XML ignores) to the one process that writes the parquet, prints the
-summary and evaluates the gates. Nothing here knows of any model, and nothing heavy is
-imported: this module is loaded by every pytest process that has qsm-eval installed.
-"""
+"""The pytest plugin: hooks and fixtures over the run engine (qsm_eval/engine.py), thin glue
+in the manner of pytest-cov. Each case's answer travels on its test report (the ``qsm_eval``
+attribute: xdist serialises it, JUnit XML ignores it) to the one process that records the run.
+Nothing heavy is imported: every pytest process with qsm-eval installed loads this module."""
 
 from __future__ import annotations
 
@@ -38,6 +33,7 @@ class EvalCase:
         self.prediction = None
         self.result = None
         self.miss: str | None = None
+        self.fatal: str | None = None   # the model cannot answer at all (it did not load)
         self._item = item
         self._engine = engine
 
@@ -47,8 +43,9 @@ class EvalCase:
             try:
                 self.prediction, self.result = self._engine.answer(self._item.stash[POSITION_KEY],
                                                                    self._item.name)
-            except BackendError as exc:
-                pytest.exit(f"qsm-eval: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+            except BackendError as exc:  # the recording process stops the run on this report
+                self.fatal = f"qsm-eval: {exc}"
+                pytest.fail(self.fatal, pytrace=False)
         return self.prediction
 
     def check(self) -> None:
@@ -76,11 +73,21 @@ class ReportHooks:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self.restore_sigterm = None
+
+    def stop_on_sigterm(self) -> None:
+        """Once the session runs eval cases: SIGTERM is handled as Ctrl-C is."""
+        if self.restore_sigterm is None:
+            self.restore_sigterm = qsm_engine.stop_on_sigterm()
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         payload = getattr(report, REPORT_ATTR, None)
-        if payload is not None:
-            self.engine.record(payload)
+        if payload is None:
+            return
+        self.engine.record(payload)
+        self.stop_on_sigterm()
+        if payload["fatal"]:  # one clear line, plain run or xdist, and run.json says why
+            pytest.exit(payload["fatal"], returncode=pytest.ExitCode.USAGE_ERROR)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
@@ -114,6 +121,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     hooks = config.pluginmanager.get_plugin("qsm-eval-reports")
     if hooks is not None:
         config.pluginmanager.unregister(hooks)
+        if hooks.restore_sigterm is not None:
+            hooks.restore_sigterm()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -165,6 +174,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if params[position] is not None:
             item.stash[POSITION_KEY] = position
     _engine(session.config).plan_cases(params)
+    if any(p is not None for p in params):
+        session.config.pluginmanager.get_plugin("qsm-eval-reports").stop_on_sigterm()
 
 
 # --- running ----------------------------------------------------------------------------
@@ -173,7 +184,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
     if _case_param(item) is not None and (call.when == "call" or report.failed):
         case = item.stash.get(CASE_KEY, None)
-        setattr(report, REPORT_ATTR, _engine(item.config).payload(case and case.result, case and case.miss))
+        setattr(report, REPORT_ATTR, _engine(item.config).payload(case and case.result, case and case.miss,
+                                                                  case and case.fatal))
     return report
 
 
@@ -211,12 +223,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config) -> None:
     text = _engine(config).summary(width=terminalreporter._tw.fullwidth, color=terminalreporter.hasmarkup)
-    if isinstance(text, str):
-        terminalreporter.write(text)
-        return
     for line in text or []:
-        failed = line.startswith(("gate FAILED", "qsm-eval:"))
-        terminalreporter.write_line(line, red=failed, green=line.startswith("gate passed"))
+        terminalreporter.write_line(line.rstrip("\n"), red=line.startswith(("gate FAILED", "qsm-eval:")),
+                                    green=line.startswith("gate passed"))
 
 
 # --- fixtures ---------------------------------------------------------------------------

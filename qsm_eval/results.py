@@ -260,3 +260,21 @@ class RunManifest:
         data = json.loads((Path(run_dir) / MANIFEST_FILE).read_text(encoding="utf-8"))
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def completeness(run_dir: str | Path, n_rows: int) -> str | None:
+    """``partial: N of M cases (why)`` for a run that did not complete (interrupted, killed,
+    read from its journal); None for a complete run."""
+    run_dir = Path(run_dir)
+    manifest = {}
+    if (run_dir / MANIFEST_FILE).is_file():
+        manifest = json.loads((run_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    journal_only = not (run_dir / RESULTS_FILE).is_file() and (run_dir / JOURNAL_FILE).is_file()
+    status, expected = manifest.get("status"), manifest.get("expected_cases")
+    if not journal_only and status in (None, "complete") and (expected is None or n_rows >= expected):
+        return None
+    if journal_only:
+        why = "the run did not finish: read from its journal"
+    else:
+        why = f"the run is {status}" + (f": {manifest['reason']}" if manifest.get("reason") else "")
+    return f"partial: {n_rows} of {'?' if expected is None else expected} cases ({why})"

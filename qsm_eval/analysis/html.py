@@ -70,8 +70,9 @@ def _inline_svg(path: Path) -> str:
     return re.sub(r"^.*?(<svg\b)", r"\1", text, count=1, flags=re.DOTALL)
 
 
-def render(overview: Overview, figures: dict[str, list[Path]]) -> str:
-    """The page as a string; ``figures`` maps a plot name to the files plots.py wrote."""
+def render(overview: Overview, figures: dict[str, list[Path]], partial: str | None = None) -> str:
+    """The page as a string; ``figures`` maps a plot name to the files plots.py wrote;
+    ``partial`` says how much of an incomplete run is here."""
     s = overview.settings
     bounds = s.lapse_bounds or next((f.lapse_bounds for f in overview.fits.values()), None)
     lapse = f", lapse within [{bounds[0]:g}, {bounds[1]:g}]" if bounds is not None else ""
@@ -83,6 +84,7 @@ def render(overview: Overview, figures: dict[str, list[Path]]) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>qsm-eval report: {escape(overview.name)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>qsm-eval report: {escape(overview.name)}</h1>
+{f'<p class="alarm">{escape(partial)}</p>' if partial else ""}
 <p class="note">Intervals: {s.confidence:.0%}; Wilson for proportions when every source appears once,
 otherwise a bootstrap resampling whole sources ({s.n_boot} replicates), never narrower than a Wilson
 interval on the effective sample size. Psychometric fit: {escape(s.core)} core, guess rate 0.5{lapse}.

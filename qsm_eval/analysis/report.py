@@ -25,6 +25,7 @@ from qsm_eval.analysis import formatting, html, plots, resampling, tables
 from qsm_eval.analysis.overview import Overview, Settings, analyse, thresholds_frame
 from qsm_eval.analysis.psychometric import CORES, DEFAULT_LAPSE_BOUNDS, DEFAULT_LEVELS, level_of
 from qsm_eval.analysis.runs import load_run, output_dir
+from qsm_eval.results import completeness
 
 MAX_TERMINAL_GROUPS = 16
 RATE_TITLE = ("single-class strata: the rate they measure (no guess rate, so no two-alternative "
@@ -107,7 +108,8 @@ def _clean(value):
     return value
 
 
-def write_files(overview: Overview, out: Path, source: Path, plot: bool = True) -> list[Path]:
+def write_files(overview: Overview, out: Path, source: Path, plot: bool = True,
+                partial: str | None = None) -> list[Path]:
     written = []
     overview.metrics.to_csv(out / "metrics.csv", index=False)
     thresholds_frame(overview).to_csv(out / "thresholds.csv", index=False)
@@ -139,11 +141,12 @@ def write_files(overview: Overview, out: Path, source: Path, plot: bool = True) 
         "dprime": overview.dprime.to_dict("records"),
         "alarms": [a.to_dict() for a in overview.alarms],
         "cases": overview.cases, "harness_errors": overview.harness_errors,
+        "partial": partial,   # "partial: N of M cases (why)" for a run that did not complete
     }
     (out / "report.json").write_text(json.dumps(_clean(report), indent=2) + "\n", encoding="utf-8")
     written.append(out / "report.json")
     page = out / "report.html"
-    page.write_text(html.render(overview, {k: v for k, v in figures.items() if v}), encoding="utf-8")
+    page.write_text(html.render(overview, {k: v for k, v in figures.items() if v}, partial), encoding="utf-8")
     written.append(page)
     return written
 
@@ -172,13 +175,16 @@ def run(args: argparse.Namespace) -> int:
             status = 2
             continue
         console.rule(f"{run_.name}  ({run_.path})")
+        partial = completeness(run_.path, len(run_.df)) if run_.path.is_dir() else None
+        if partial:
+            console.print(f"[bold yellow]{partial}[/bold yellow]")
         console.print(f"cases: {overview.cases}   harness errors: {overview.harness_errors} "
                       f"(not model answers: counted in error_rate, left out of every other metric)")
         for table in terminal_tables(overview):
             console.print(tables.to_rich(table))
         for alarm in overview.alarms:
             console.print(f"[bold yellow]ALARM[/bold yellow] {alarm.message}")
-        written = write_files(overview, out, run_.path, plot=not args.no_plots)
+        written = write_files(overview, out, run_.path, plot=not args.no_plots, partial=partial)
         console.print(f"wrote {', '.join(p.name for p in written)} to {out}")
         overviews.append((run_, overview))
     if len(overviews) > 1 and not args.no_plots:
