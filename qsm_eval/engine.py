@@ -364,9 +364,14 @@ class Engine:
         return {}
 
     # --- recording (Central, DistController): no-ops elsewhere ------------------------
-    def record(self, payload: dict) -> None:
-        if self.recorder is not None:
-            self.recorder.record(payload)
+    def record(self, payload: dict) -> str | None:
+        """Record an eval report's payload; returns why the run must stop (the model cannot
+        answer at all), or None. Only the recording process stops the run: on a worker,
+        stopping would strand the cases the controller sent it."""
+        if self.recorder is None:
+            return None
+        self.recorder.record(payload)
+        return payload["fatal"]
 
     def gates_pass(self) -> bool:
         return self.recorder is None or not self.recorder.started or self.recorder.evaluate_gates()

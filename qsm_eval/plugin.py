@@ -84,10 +84,10 @@ class ReportHooks:
         payload = getattr(report, REPORT_ATTR, None)
         if payload is None:
             return
-        self.engine.record(payload)
+        stop = self.engine.record(payload)
         self.stop_on_sigterm()
-        if payload["fatal"]:  # one clear line, plain run or xdist, and run.json says why
-            pytest.exit(payload["fatal"], returncode=pytest.ExitCode.USAGE_ERROR)
+        if stop:  # one clear line, plain run or xdist, and run.json says why
+            pytest.exit(stop, returncode=pytest.ExitCode.USAGE_ERROR)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error) -> None:
