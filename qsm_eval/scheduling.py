@@ -108,16 +108,14 @@ class EvalScheduling:
         self._impl = None
 
     def add_node(self, node) -> None:
-        if self._impl is None:
-            self._nodes.append(node)
-        else:
+        self._nodes.append(node)  # kept, should the scheduler be replaced at schedule()
+        if self._impl is not None:
             self._impl.add_node(node)
 
     def remove_node(self, node):
-        if self._impl is None:
+        if node in self._nodes:
             self._nodes.remove(node)
-            return None
-        return self._impl.remove_node(node)
+        return None if self._impl is None else self._impl.remove_node(node)
 
     def add_node_collection(self, node, collection: Sequence[str]) -> None:
         if self._impl is None:
@@ -146,5 +144,17 @@ class EvalScheduling:
     def has_pending(self) -> bool:
         return self._impl is not None and self._impl.has_pending
 
-    def __getattr__(self, name: str):  # schedule, mark_test_complete, ...: once decided
+    def schedule(self) -> None:
+        if isinstance(self._impl, BlockScheduling) and self._impl.collection is None:
+            collections = list(self._impl.collections.items())
+            if any(ids != collections[0][1] for _, ids in collections[1:]):
+                # Workers disagree on the items: xdist's own scheduler reports how, and stops.
+                self._impl = LoadScheduling(self._config, self._log)
+                for node in self._nodes:
+                    self._impl.add_node(node)
+                for node, ids in collections:
+                    self._impl.add_node_collection(node, ids)
+        self._impl.schedule()
+
+    def __getattr__(self, name: str):  # mark_test_complete, remove_node, ...: once decided
         return getattr(self._impl, name)

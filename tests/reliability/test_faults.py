@@ -151,3 +151,16 @@ def test_a_model_that_cannot_load_is_one_line_and_run_json_says_why(eval_project
     result.stdout.fnmatch_lines([f"*qsm-eval: run interrupted (*unknown model*): 0 of 12 cases recorded in {out}*"])
     m = manifest(out)
     assert m["status"] == "interrupted" and "unknown model 'no-such-model'" in m["reason"]
+
+
+def test_workers_that_collect_different_cases_are_reported_not_mixed_up(eval_project, small_set):
+    eval_project.makeconftest("""
+        def pytest_collection_modifyitems(config, items):
+            if getattr(config, "workerinput", {}).get("workerid") == "gw1":
+                del items[0]
+    """)
+    out = eval_project.path / "run"
+    result = eval_project.runpytest(*eval_args(small_set, out, "-n", "2"))
+    assert result.ret != 0 and "INTERNALERROR" not in result.stdout.str()
+    result.stdout.fnmatch_lines(["*Different tests were collected between gw0 and gw1*"])
+    assert not (out / RESULTS_FILE).exists()
