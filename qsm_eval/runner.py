@@ -82,7 +82,8 @@ class Runner:
             # the set's absolute path: the same clip gets the same noise wherever the set lies.
             request = AudioRequest(segment.key, signal, segment.duration_ms,
                                    seed=stable_seed("presentation", segment.dataset,
-                                                    segment.audio_path, segment.segment_id))
+                                                    segment.audio_path, segment.segment_id),
+                                   source_id=segment.source_id)
             cached = self.cache.get(self.backend, request) if self.cache else None
             if cached is not None:
                 self.stats["cache_hits"] += 1

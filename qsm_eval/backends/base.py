@@ -44,6 +44,9 @@ class AudioRequest:
     # the same on every machine): for any randomness a backend needs (noise padding), never
     # Python's hash().
     seed: int = 0
+    # The recording the clip was cut from (the segment's source_id), for a backend trained on
+    # labelled clips (linear-probe) to answer with a model that never saw that recording.
+    source_id: str | None = None
 
 
 @dataclass

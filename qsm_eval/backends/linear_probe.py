@@ -17,7 +17,9 @@ Where the probe's training data comes from, and why every answer is honest:
   fitted per fold on the other folds, and a clip that is in the training data is answered by
   the probe of its own fold: a model that never saw its source. A clip is recognised by its
   audio (a hash of the samples the runner passes, which are the samples read for training),
-  so no case can be answered by a probe trained on it, whatever the runner's keys are.
+  so no case can be answered by a probe trained on it, whatever the runner's keys are; a clip
+  that is not itself in the training data but comes from a training recording (its
+  request's source_id, e.g. a set built from the same sources) gets that recording's fold.
 - ``--qsm-probe-train-split NAME``: the probe is fitted on the rows of that split only (still
   cross-fitted within it for those rows); every other clip is answered by the probe fitted
   on the whole split.
@@ -107,6 +109,7 @@ class LinearProbeBackend(TransformersAudioBackend):
         self._load_encoder()
         self.probes: dict[int | None, Any] | None = None   # fold -> fitted probe; None: all rows
         self.fold_of: dict[str, set[int]] = {}             # audio hash -> folds holding it
+        self.fold_of_source: dict[str, int] = {}           # training source -> its fold
         # presented-waveform hash -> pooled features, from training: a case the runner asks
         # about later is not encoded twice (the same samples give the same features).
         self._encoded: dict[str, np.ndarray] = {}
@@ -278,6 +281,7 @@ class LinearProbeBackend(TransformersAudioBackend):
             self.probes[fold] = self._fit_one(features[train], labels[train], fold)
             for i in held_out:
                 self.fold_of.setdefault(usable[i][0].audio, set()).add(fold)
+                self.fold_of_source[usable[i][0].group] = fold
         self.n_training = len(usable)
         self.n_sources = n_groups
         self.n_folds = folds
@@ -293,11 +297,17 @@ class LinearProbeBackend(TransformersAudioBackend):
         return make_pipeline(StandardScaler(), LogisticRegression(C=self.c, max_iter=1000)).fit(features, labels)
 
     def _probe_for(self, request: AudioRequest):
-        """The probe that never saw this clip's source: its fold's, or the whole-data probe."""
-        folds = self.fold_of.get(audio_hash(request.waveform), set())
+        """The probe that never saw this clip's source: its fold's, or the whole-data probe.
+
+        The clip's fold is found by its samples (it is a training clip) and by its source_id
+        (another clip of a training recording, e.g. from a set built from the same sources).
+        """
+        folds = set(self.fold_of.get(audio_hash(request.waveform), set()))
+        if request.source_id is not None and request.source_id in self.fold_of_source:
+            folds.add(self.fold_of_source[request.source_id])
         if len(folds) > 1:
-            raise BackendError(f"linear-probe: the audio of {request.key} appears in training folds "
-                               f"{sorted(folds)} (the same clip under several sources); no probe "
+            raise BackendError(f"linear-probe: {request.key} belongs to training folds {sorted(folds)} "
+                               f"(its samples and its source_id are in different folds); no probe "
                                f"fitted here never saw it")
         return (next(iter(folds)) if folds else None), self.probes[next(iter(folds)) if folds else None]
 

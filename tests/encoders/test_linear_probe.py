@@ -20,7 +20,7 @@ from qsm_eval.backends import create_backend
 from qsm_eval.backends.base import AudioRequest, BackendError
 from qsm_eval.backends.encoder_synthetic import build_speech_encoder
 from qsm_eval.backends.linear_probe import LinearProbeBackend
-from qsm_eval.segments import load_segment_audio
+from qsm_eval.segments import SegmentSet, load_segment_audio
 
 
 def probe(checkpoint, segment_set, **options) -> LinearProbeBackend:
@@ -149,3 +149,32 @@ def test_latency_counts_the_encoding_done_while_fitting(tiny_wav2vec2, probe_set
     backend.warmup()
     answers = backend.predict_batch(requests_of(probe_set))
     assert all(a.latency_ms >= backend._encode_ms for a in answers if a.error is None)
+
+
+def test_a_clip_of_another_set_from_a_training_recording_gets_that_recordings_fold(
+        tiny_wav2vec2, probe_set):
+    backend = probe(tiny_wav2vec2, probe_set, probe_folds=3)
+    segments = [s for s in probe_set if s.duration_ms > 20]
+    # The same recordings in another set: other samples (quieter), the same source_id.
+    sibling = [AudioRequest(f"other::{s.segment_id}", 0.5 * load_segment_audio(s), s.duration_ms,
+                            source_id=s.source_id) for s in segments]
+    answers = backend.predict_batch(sibling)
+    assert [a.raw_output.split()[0] for a in answers] == \
+        [f"probe=fold{backend.fold_of_source[s.source_id]}" for s in segments]
+    unknown = AudioRequest("new", sibling[0].waveform, sibling[0].duration_ms, source_id="elsewhere")
+    assert backend.predict_batch([unknown])[0].raw_output.startswith("probe=all")
+
+
+def test_the_runner_passes_each_clips_source(tmp_path, tiny_wav2vec2, probe_set, make_segment_set):
+    from qsm_eval.runner import Runner
+
+    segments = [s for s in probe_set if s.duration_ms > 20][:6]
+    rows = [dict(audio_path=s.audio_path, label=s.label, duration_ms=s.duration_ms, dataset="sibling",
+                 source_id=s.source_id) for s in segments]
+    clips = {s.audio_path: 0.5 * load_segment_audio(s) for s in segments}
+    sibling = list(SegmentSet.load(make_segment_set(tmp_path / "sibling", rows, clips)))
+    backend = probe(tiny_wav2vec2, probe_set, probe_folds=3)
+    runner = Runner(backend, batch_size=4)
+    outcomes = [runner.predict(s, sibling[i + 1:]) for i, s in enumerate(sibling)]
+    assert [o.prediction.raw_output.split()[0] for o in outcomes] == \
+        [f"probe=fold{backend.fold_of_source[s.source_id]}" for s in sibling]
