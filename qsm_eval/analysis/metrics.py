@@ -110,15 +110,22 @@ def _ece_bins(p: np.ndarray) -> np.ndarray:
     return np.minimum((np.asarray(p) * ECE_BINS).astype(int), ECE_BINS - 1)
 
 
-def _auc(weights: np.ndarray, pos: np.ndarray, neg: np.ndarray) -> np.ndarray:
-    """ROC-AUC (Mann-Whitney, ties count half) per replicate: pos/neg are (clusters x distinct
-    scores) counts with scores ascending."""
+def _auc(weights: np.ndarray, row_cluster: np.ndarray, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """ROC-AUC (Mann-Whitney, ties count half) per replicate: each row weighs what its cluster
+    weighs in the replicate; rows are summed per distinct score, in ascending order. Replicates
+    go in chunks, so memory stays at (chunk x rows) whatever the number of distinct scores."""
+    order = np.argsort(p, kind="stable")
+    scores = p[order]
+    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])   # first row of each distinct score
+    cluster, positive = row_cluster[order], y[order]
     out = []
-    for chunk in np.array_split(weights, max(1, len(weights) // 100)):
-        wp, wn = chunk @ pos, chunk @ neg
+    chunk = max(1, min(len(weights), 2_000_000 // max(len(p), 1)))
+    for first in range(0, len(weights), chunk):
+        row_weights = weights[first:first + chunk][:, cluster]
+        wp = np.add.reduceat(row_weights * positive, starts, axis=1)
+        wn = np.add.reduceat(row_weights * (1 - positive), starts, axis=1)
         below = np.cumsum(wn, axis=1) - wn
-        pairs = wp.sum(axis=1) * wn.sum(axis=1)
-        out.append(ratio(np.sum(wp * (below + 0.5 * wn), axis=1), pairs))
+        out.append(ratio(np.sum(wp * (below + 0.5 * wn), axis=1), wp.sum(axis=1) * wn.sum(axis=1)))
     return np.concatenate(out) if out else np.array([])
 
 
@@ -139,12 +146,7 @@ def probability_metrics(scored: pd.DataFrame, row_cluster: np.ndarray, weights: 
     w_n = weights @ sums(np.ones(len(p)))
     squared = weights @ sums((p - y) ** 2)
     gaps = weights @ sums(np.eye(ECE_BINS)[_ece_bins(p)] * (y - p)[:, None])
-    scores, score_index = np.unique(p, return_inverse=True)
-    pos = np.zeros((n_clusters, len(scores)))
-    neg = np.zeros_like(pos)
-    np.add.at(pos, (row_cluster, score_index), y)
-    np.add.at(neg, (row_cluster, score_index), 1 - y)
-    return {"roc_auc": _auc(weights, pos, neg), "brier": ratio(squared, w_n),
+    return {"roc_auc": _auc(weights, row_cluster, y, p), "brier": ratio(squared, w_n),
             "ece": ratio(np.abs(gaps).sum(axis=1), w_n)}
 
 

@@ -129,3 +129,22 @@ def test_labels_are_normalised_where_results_are_read(tmp_path):
         outcomes(df.assign(pred_label=df["pred_label"].str.lower()))
     assert normalise_labels(pd.DataFrame({"pred_label": [None, " speech "]}))["pred_label"].tolist() == [
         "UNKNOWN", "SPEECH"]
+
+
+def test_bootstrap_replicates_are_weighted_metrics():
+    """A replicate is the data with each source weighed by how often it was drawn: its AUC and
+    Brier score equal scikit-learn's with those sample weights."""
+    from sklearn.metrics import brier_score_loss, roc_auc_score
+
+    from qsm_eval.analysis import resampling
+
+    frame = outcomes(_random_results(300, 12, sources=30).assign(p_speech=lambda d: d["p_speech"].round(2)))
+    clusters = resampling.clusters_of(frame)
+    weights = resampling.bootstrap_weights(clusters, 5, ("weighted",))
+    replicates = metrics.probability_metrics(frame, clusters.row_cluster, weights)
+    for i, w in enumerate(weights):
+        row_weight = w[clusters.row_cluster]
+        assert replicates["roc_auc"][i] == pytest.approx(
+            roc_auc_score(frame["is_speech"], frame["p_speech"], sample_weight=row_weight))
+        assert replicates["brier"][i] == pytest.approx(
+            brier_score_loss(frame["is_speech"], frame["p_speech"], sample_weight=row_weight))
