@@ -202,9 +202,10 @@ def demo_args(inputs: dict[str, Path], out: Path, *extra: str) -> argparse.Names
         "--sdist-dir", str(inputs["sdist_dir"]), *extra])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def demo_inputs(tmp_path_factory) -> dict[str, Path]:
-    """All five inputs of `qsm-eval build demo`, small, in their real layouts."""
+    """All five inputs of `qsm-eval build demo`, small, in their real layouts; written once per
+    session (tests read them; one that needs other inputs copies the dict, never the files)."""
     root = tmp_path_factory.mktemp("demo-inputs")
     sounds, transcripts = write_asterisk(root)
     return {
@@ -214,9 +215,9 @@ def demo_inputs(tmp_path_factory) -> dict[str, Path]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def built_demo(demo_inputs, tmp_path_factory) -> Path:
-    """The demo set built once from the small inputs."""
+    """The demo set built once per session from the small inputs (read by several modules)."""
     out = tmp_path_factory.mktemp("demo-built") / "demo"
     assert demo.run(demo_args(demo_inputs, out)) == 0
     return out

@@ -62,7 +62,7 @@ def test_values_are_converted_to_their_types(tmp_path):
 def test_pytest_help_lists_every_option_with_its_default(pytester):
     from qsm_eval.config import CORE_SETTINGS, backend_options
 
-    help_text = " ".join(pytester.runpytest_subprocess("--help").stdout.str().split())
+    help_text = " ".join(pytester.runpytest("--help").stdout.str().split())
     for option in (*CORE_SETTINGS, *backend_options()):
         assert option.flag in help_text
     assert "--qsm-vad-threshold=VAD_THRESHOLD" in help_text

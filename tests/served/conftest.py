@@ -18,28 +18,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from qsm_eval.backends.base import AudioRequest
 from qsm_eval.backends.audio_llm.synthetic import save_tiny_checkpoint
-from qsm_eval.seeding import stable_seed
+
+from ..conftest import clip_request, synthetic_clip
 
 SERVER_START_TIMEOUT_S = 180
 TINY_INIT_RANGE = 0.2        # as tests/qwen: answers then depend visibly on the audio
 DEMO_SET = Path(__file__).resolve().parents[2] / "qsm_eval" / "data" / "demo"
 EVAL_SUITE = Path(__file__).resolve().parents[2] / "evals" / "test_speech_detection.py"
-
-
-@pytest.fixture(scope="session", autouse=True)
-def offline_hub():
-    previous = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    yield
-    if previous is None:
-        os.environ.pop("HF_HUB_OFFLINE", None)
-    else:
-        os.environ["HF_HUB_OFFLINE"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -174,23 +163,12 @@ def transformers_servers(tiny_checkpoint, shared_dir) -> list[ServeProcess]:
                 state_file.write_text(json.dumps(state))
 
 
-def make_request(key: str, waveform) -> AudioRequest:
-    waveform = np.asarray(waveform, dtype=np.float32)
-    return AudioRequest(key=key, waveform=waveform, duration_ms=len(waveform) * 1000 // 16000,
-                        seed=stable_seed(key))
+# The one clip helpers of the tests (tests/conftest.py); test_faults imports make_request here.
+make_request = clip_request
 
 
 @pytest.fixture(scope="session")
 def clips() -> list[AudioRequest]:
     """Six clips, tones and noise, 120 ms to 1 s: every one at least two audio tokens (see the README on one)."""
-    out = []
-    for i, (kind, ms) in enumerate([("tone", 120), ("noise", 300), ("tone", 1000),
-                                    ("noise", 80), ("tone", 200), ("noise", 1000)]):
-        n = ms * 16
-        t = np.arange(n) / 16000
-        if kind == "tone":
-            wave = 0.3 * np.sin(2 * np.pi * (150 + 40 * i) * t) * (1 + 0.5 * np.sin(2 * np.pi * 4 * t))
-        else:
-            wave = 0.1 * np.random.default_rng(i).standard_normal(n)
-        out.append(make_request(f"{kind}-{ms}-{i}", wave))
-    return out
+    specs = [("tone", 120), ("noise", 300), ("tone", 1000), ("noise", 80), ("tone", 200), ("noise", 1000)]
+    return [clip_request(f"{kind}-{ms}-{i}", synthetic_clip(kind, ms, seed=i)) for i, (kind, ms) in enumerate(specs)]
