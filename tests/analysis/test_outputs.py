@@ -72,10 +72,12 @@ def test_report_of_an_interrupted_run_reads_its_journal(tmp_path, simulated_run)
     rows = as_rows(pd.read_parquet(simulated_run / "results.parquet"))
     writer = ResultWriter(tmp_path / "crashed")
     for row in rows:
-        writer.append(row)
-    writer._journal.close()  # the process died here: no results.parquet
+        writer.append(row)  # each row is flushed to the journal as it comes
+    # The run stops here, before finalize: a journal and no results.parquet.
+    assert not (tmp_path / "crashed" / "results.parquet").exists()
     assert main(["report", str(tmp_path / "crashed"), "--n-boot", "0", "--no-plots"]) == 0
     assert (tmp_path / "crashed" / "report.html").is_file()
+    writer.finalize()  # only to release the journal's file handle
 
 
 def test_report_errors_name_the_path(tmp_path, capsys):
