@@ -19,6 +19,7 @@ pytest's own session time ("in X s").
     python benchmarks/bench_plugin_overhead.py                  # 1,000 and 5,000 cases, webrtc-vad
     python benchmarks/bench_plugin_overhead.py --sizes 2000 20000 --backend silero-vad --repeats 3
     python benchmarks/bench_plugin_overhead.py --baseline /tmp/before   # before/after, interleaved
+    python benchmarks/bench_plugin_overhead.py --cpu    # CPU time: steadier on a shared machine
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -36,14 +38,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 EVALS = ROOT / "evals"
 _SESSION_TIME = re.compile(r" in ([0-9.]+)s")
+# --cpu: CPU seconds (user + system) instead of wall time; on a shared, loaded machine wall
+# time moves with the neighbours, CPU time far less.
+CPU = {"on": False}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def pytest_session_seconds(args: list[str], cwd: Path, tree: Path | None = None) -> float:
     """Run pytest in a fresh process and return its own reported session time; with
     ``tree``, the qsm_eval package of that checkout is imported instead of this one."""
     env = dict(os.environ, PYTHONPATH=str(tree)) if tree else None
+    cpu_before = _children_cpu()
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
                           cwd=cwd, capture_output=True, text=True, env=env)
+    if CPU["on"]:
+        return _children_cpu() - cpu_before
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"pytest {' '.join(args)} exited {proc.returncode}:\n{proc.stdout[-2000:]}")
     matches = _SESSION_TIME.findall(proc.stdout.strip().splitlines()[-1])
@@ -66,12 +79,13 @@ def bare_loop_seconds(segment_dir: Path, backend_name: str, batch_size: int | No
     segments = list(SegmentSet.load(segment_dir))
     size = batch_size or backend.max_batch_size
     backend.warmup()
-    started = time.perf_counter()
+    clock = time.process_time if CPU["on"] else time.perf_counter
+    started = clock()
     for start in range(0, len(segments), size):
         batch = segments[start:start + size]
         requests = [AudioRequest(s.key, load_segment_audio(s), s.duration_ms) for s in batch]
         backend.predict_batch(requests)
-    return time.perf_counter() - started, len(segments)
+    return clock() - started, len(segments)
 
 
 def write_bare_suite(directory: Path, n: int) -> Path:
@@ -119,10 +133,13 @@ def main() -> None:
     parser.add_argument("--baseline", type=Path, default=None, metavar="CHECKOUT",
                         help="another checkout (e.g. `git worktree add /tmp/before <commit>`) whose "
                              "plugin is timed in the same loop, for a before/after comparison")
+    parser.add_argument("--cpu", action="store_true", help="CPU time (user + system) instead of "
+                        "wall time, for a shared machine")
     args = parser.parse_args()
+    CPU["on"] = args.cpu
     sys.path.insert(0, str(Path(__file__).parent))
     print(f"sizes: {args.sizes[0]} and {args.sizes[1]} cases; repeats: {args.repeats} (medians); "
-          "marginal ms per case")
+          f"marginal {'CPU ' if args.cpu else ''}ms per case")
     print(f"{'backend':<12} {'loop':>8} {'pytest':>8} {'plugin':>8} {'plugin adds':>12} "
           f"{'no-fit plugin':>14} {'no-fit adds':>12}")
     for backend in args.backend or ["webrtc-vad"]:

@@ -273,8 +273,6 @@ class Recorder:
 class Engine:
     """What every role shares: the settings, the run's id and directory, the planned cases."""
 
-    role = "central"
-
     def __init__(self, settings: dict, invocation_dir: Path, argv: list[str], run_id: str | None = None):
         self.settings = settings
         self.gates = [Gate.parse(g) for g in settings["gate"] or []]
@@ -420,8 +418,6 @@ class DistWorker(Engine):
     run here next: that is the look-ahead, and batches stay full.
     """
 
-    role = "worker"
-
     def __init__(self, settings: dict, invocation_dir: Path, argv: list[str], workerinput: dict):
         super().__init__(settings, invocation_dir, argv, run_id=workerinput["qsm_run_id"])
         self.block = int(workerinput.get("qsm_block") or 1)
@@ -441,8 +437,6 @@ class DistWorker(Engine):
 
 class DistController(Engine):
     """The xdist controller: collects nothing, loads no model, records what workers report."""
-
-    role = "controller"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -86,3 +86,16 @@ def test_dataset_names_never_become_pytest_marks(eval_suite, make_set, tmp_path)
     frame = pd.read_parquet(tmp_path / "kw" / "results.parquet")
     assert set(frame["dataset"]) == {"skipif"}
     assert by_label.ret == by_mark.ret == by_keyword.ret == 0
+
+
+def test_the_engine_needs_no_pytest_and_the_plugin_nothing_heavy():
+    """engine.py is a plain library; loading the plugin (in every pytest process that has
+    qsm-eval installed) imports none of the data or model stack."""
+    import subprocess
+    import sys
+
+    heavy = ("pandas", "pyarrow", "scipy", "sklearn", "torch", "transformers", "soundfile")
+    code = ("import sys; import qsm_eval.engine; print('pytest' in sys.modules); "
+            "import qsm_eval.plugin; print(sorted(m for m in %r if m in sys.modules))" % (heavy,))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["False", "[]"]
