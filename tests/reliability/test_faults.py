@@ -162,5 +162,5 @@ def test_workers_that_collect_different_cases_are_reported_not_mixed_up(eval_pro
     out = eval_project.path / "run"
     result = eval_project.runpytest(*eval_args(small_set, out, "-n", "2"))
     assert result.ret != 0 and "INTERNALERROR" not in result.stdout.str()
-    result.stdout.fnmatch_lines(["*Different tests were collected between gw0 and gw1*"])
+    result.stdout.fnmatch_lines(["*Different tests were collected between gw? and gw?*"])
     assert not (out / RESULTS_FILE).exists()
