@@ -65,6 +65,8 @@ CHANCE_ALPHA = 0.05
 # Between two tested durations the data say nothing about where a curve crosses a level when
 # the fitted core runs from below STEP_EDGE to above 1 - STEP_EDGE between them.
 STEP_EDGE = 0.1
+# Fewer sources than this in a dataset and a source-bootstrap interval says little (a warning).
+MIN_SOURCES = 4
 
 
 # --- the curve ------------------------------------------------------------------------------
@@ -684,7 +686,15 @@ def fit_psychometric(df: pd.DataFrame, core: str = "logistic", levels=DEFAULT_LE
     thresholds = {name: _threshold(name, curve, boot_curves, durations, confidence, widening, blocking,
                                    non_monotone, at_chance)
                   for name in levels}
-    warnings = [w for t in thresholds.values() for w in t.warnings]
+    fewest = int(np.bincount(clusters.cluster_stratum).min())
+    if boot_curves and fewest < MIN_SOURCES:
+        # A stratum of one source never varies in the bootstrap; of two or three, the widening
+        # for few sources rests on a normal approximation they cannot support.
+        note = (f"only {fewest} source(s) in a dataset: too few for a source-bootstrap interval, "
+                f"which is a rough guide at best")
+        for t in thresholds.values():
+            t.warnings.append(note)
+    warnings = list(dict.fromkeys(w for t in thresholds.values() for w in t.warnings))
     return PsychometricFit(curve, thresholds, durations, k.astype(int), n.astype(int),
                            clusters.n_clusters, len(boot_curves), confidence, tuple(lapse_bounds),
                            ceiling, flags, warnings, trend, chance, lapse_prior, boot_curves)

@@ -125,6 +125,16 @@ def test_small_sample_correction_widens_intervals_of_few_sources_only():
     assert psy.widened_interval([1.0, 2.0, 3.0, 4.0, 5.0], 3.0, 0.5, 2.0) == (1.0, 5.0)   # [2, 4] stretched
 
 
+def test_too_few_sources_for_an_interval_are_warned_of():
+    rng = stable_rng("few-test")
+    curve = Curve("logistic", math.log(50.0), 3.0, 0.05)
+    few = fit_psychometric(simulate_design(curve, Design(3, 48, 0.5), rng), n_boot=50, seed=("few",))
+    note = "only 3 source(s) in a dataset: too few for a source-bootstrap interval, which is a rough guide at best"
+    assert few.warnings == [note] and all(t.warnings == [note] for t in few.thresholds.values())
+    enough = fit_psychometric(simulate_design(curve, Design(4, 48, 0.5), rng), n_boot=50, seed=("few",))
+    assert enough.warnings == []
+
+
 def _falling_run(rng) -> pd.DataFrame:
     """Accuracy 0.95 at 20 ms falling to 0.55 at 1000 ms, 48 sources cut at every duration."""
     rows = []
