@@ -118,6 +118,23 @@ def test_intervals_cover_the_truth_on_simulated_observers(observer, design):
         assert res["warned"]["DT50"] >= 0.5, res
 
 
+# More of the design table, for CI's slow block: (slope, lapse), (sources, trials, source SD).
+SLOW_CELLS = [((3.0, 0.05), (4, 48, 0.5)), ((3.0, 0.05), (48, 48, 0.5)), ((1.0, 0.05), (12, 48, 0.5)),
+              ((3.0, 0.0), (12, 48, 0.5)), ((3.0, 0.2), (12, 48, 0.5)), ((3.0, 0.05), (4, 100, 0.5))]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("observer,design", SLOW_CELLS)
+def test_intervals_cover_the_truth_across_the_design_table(observer, design):
+    """100 seeded runs per cell: at least 88 covered (an honest 95% interval falls short of
+    that with probability 0.001)."""
+    slope, lapse = observer
+    res = threshold_coverage(Curve("logistic", math.log(50.0), slope, lapse), Design(*design), sims=100,
+                             n_boot=200, seed="slow")
+    for name in ("DT50", "DT75"):
+        assert res["coverage"][name] >= 0.88, (name, res)
+
+
 def test_small_sample_correction_widens_intervals_of_few_sources_only():
     few, many = psy.small_sample_widening(0.95, 8, 2), psy.small_sample_widening(0.95, 400, 2)
     assert few > 1.4 and 1.0 < many < 1.01
