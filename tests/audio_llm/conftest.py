@@ -1,4 +1,4 @@
-"""A tiny Qwen2-Audio checkpoint, built offline and loaded through the backend's real loader.
+"""Tiny audio-LLM checkpoints, built offline and loaded through the backend's real loader.
 
 The checkpoint (a few small layers, random weights from a fixed seed, a byte-level BPE
 tokenizer with the real special tokens and chat template, a WhisperFeatureExtractor) is
@@ -25,6 +25,19 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     """Directory of the tiny Qwen2-Audio checkpoint (model, tokenizer, processor)."""
     return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny-qwen2-audio"), seed=0,
                                 init_range=TINY_INIT_RANGE)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
+    """profile name -> directory of a tiny checkpoint of that family (built once, on first use)."""
+    built = {"qwen2-audio": tiny_checkpoint}
+
+    class Lazy(dict):
+        def __missing__(self, profile):
+            self[profile] = save_tiny_checkpoint(tmp_path_factory.mktemp(f"tiny-{profile}"), seed=0,
+                                                 init_range=TINY_INIT_RANGE, profile=profile)
+            return self[profile]
+    return Lazy(built)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import torch
 
 from qsm_eval.backends import create_backend
 from qsm_eval.backends.base import BackendError
-from qsm_eval.backends.audio_llm import Qwen2AudioBackend
+from qsm_eval.backends.audio_llm import AudioLlmBackend, Qwen2AudioBackend
 from qsm_eval.backends.audio_llm.loading import resolve_device, resolve_dtype
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -143,3 +143,68 @@ def test_cache_fingerprint_names_the_device_type_not_which_gpu(make_backend):
         backend.loaded, device=torch.device("cuda", index))) for index in (0, 1)}
     assert on[0].describe()["device"] == "cuda:0" and on[1].describe()["device"] == "cuda:1"
     assert on[0].fingerprint() == on[1].fingerprint() != backend.fingerprint()
+
+
+# -- checkpoints that must not load (issue 9, point 14) ------------------------------------
+
+@pytest.mark.parametrize("config", [
+    {"model_type": "whisper", "d_model": 1280, "encoder_layers": 32, "decoder_layers": 32},
+    {"model_type": "qwen2", "hidden_size": 4096, "num_hidden_layers": 32, "vocab_size": 151936},
+], ids=["whisper", "text-only-qwen2"])
+def test_checkpoint_of_another_model_type_is_refused_before_building(tmp_path, config):
+    # Only config.json: a build would have to make up random weights of full size; the
+    # refusal names what was expected and what was found, before any weight is looked at.
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BackendError) as info:
+        Qwen2AudioBackend(model_path=str(tmp_path), device="cpu")
+    message = str(info.value)
+    assert f"model_type {config['model_type']!r}" in message and "expects 'qwen2_audio'" in message
+    with pytest.raises(BackendError, match=f"model_type {config['model_type']!r} is no audio LLM"):
+        AudioLlmBackend(model_path=str(tmp_path), device="cpu")
+
+
+def _rewrite_weights(checkpoint, target, change):
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(checkpoint, target)
+    tensors = load_file(target / "model.safetensors")
+    save_file(change(tensors), target / "model.safetensors", metadata={"format": "pt"})
+    return target
+
+
+def test_checkpoint_missing_its_language_model_weights_is_refused(tmp_path, tiny_checkpoint):
+    broken = _rewrite_weights(tiny_checkpoint, tmp_path / "no-lm", lambda t: {
+        k: v for k, v in t.items() if "language_model" not in k})
+    with pytest.raises(BackendError, match=r"do not fit the model: \d+ missing keys \(.*language_model"):
+        Qwen2AudioBackend(model_path=str(broken), device="cpu")
+    empty = tmp_path / "no-weights"
+    shutil.copytree(tiny_checkpoint, empty)
+    (empty / "model.safetensors").unlink()
+    with pytest.raises(BackendError, match="holds no weight files"):
+        Qwen2AudioBackend(model_path=str(empty), device="cpu")
+
+
+def test_checkpoint_with_unexpected_weights_is_refused(tmp_path, tiny_checkpoint):
+    broken = _rewrite_weights(tiny_checkpoint, tmp_path / "extra", lambda t: {
+        **t, "model.extra_head.weight": torch.zeros(2, 2)})
+    with pytest.raises(BackendError, match=r"1 unexpected keys \(model.extra_head.weight\)"):
+        Qwen2AudioBackend(model_path=str(broken), device="cpu")
+
+
+def test_revision_with_a_local_directory_is_refused(tiny_checkpoint):
+    with pytest.raises(BackendError, match="--qsm-revision v1 was given with the local directory"):
+        Qwen2AudioBackend(model_path=str(tiny_checkpoint), revision="v1", device="cpu")
+
+
+def test_cache_key_of_a_local_directory_fingerprints_its_weights(tmp_path, tiny_checkpoint):
+    copy = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, copy)
+    before = Qwen2AudioBackend(model_path=str(copy), device="cpu")
+    assert before.describe()["weights_sha256"] == Qwen2AudioBackend(model_path=str(copy), device="cpu").describe()["weights_sha256"]
+    # The same path, other weights (a fine-tune saved over the old one).
+    _rewrite_weights(tiny_checkpoint, tmp_path / "retrained", lambda t: {k: v * 1.01 for k, v in t.items()})
+    shutil.copy(tmp_path / "retrained" / "model.safetensors", copy / "model.safetensors")
+    after = Qwen2AudioBackend(model_path=str(copy), device="cpu")
+    assert len(after.describe()["weights_sha256"]) == 64
+    assert after.describe()["weights_sha256"] != before.describe()["weights_sha256"]
+    assert after.fingerprint() != before.fingerprint()

@@ -1,6 +1,7 @@
-"""Model inputs for a batch of clips: the expanded chat text and the log-mel features.
+"""Model inputs for a batch of clips: the expanded prompt text and the log-mel features.
 
-This does what Qwen2AudioProcessor does (one <|AUDIO|> per encoder output token, the
+``build_processor_inputs`` calls the family's own processor (every profile but Qwen2-Audio).
+For Qwen2-Audio, ``build_inputs`` does what Qwen2AudioProcessor does (one <|AUDIO|> per encoder output token, the
 WhisperFeatureExtractor's features and frame mask) with two differences that matter for
 speed and nothing else: the features can be computed for fewer than the 30 s of frames the
 processor always pads to (the fast encoder path), and on the model's device. Rows are
@@ -26,11 +27,22 @@ class BatchInputs:
     input_features: object          # (batch, mel bins, frames)
     feature_attention_mask: object  # (batch, frames): 1 on the clip's own frames
     n_audio_tokens: list[int]
+    feature_mask_name: str = "feature_attention_mask"   # the model's keyword for the frame mask
 
     def to(self, device) -> BatchInputs:
         return BatchInputs(*(t.to(device) for t in (
             self.input_ids, self.attention_mask, self.position_ids,
-            self.input_features, self.feature_attention_mask)), self.n_audio_tokens)
+            self.input_features, self.feature_attention_mask)), self.n_audio_tokens, self.feature_mask_name)
+
+    def audio_forward(self) -> dict:
+        """Token ids and audio inputs under the model's own keywords (no masks or positions)."""
+        return {"input_ids": self.input_ids, "input_features": self.input_features,
+                self.feature_mask_name: self.feature_attention_mask}
+
+
+def _positions(mask):
+    """Position ids counting real tokens only, so left padding does not shift a row."""
+    return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def build_inputs(processor, chat_text: str, waveforms: list[np.ndarray], *, frames: int = MAX_FRAMES,
@@ -50,7 +62,23 @@ def build_inputs(processor, chat_text: str, waveforms: list[np.ndarray], *, fram
     tokens = processor.tokenizer(texts, padding=True, padding_side="left", return_tensors="pt",
                                  add_special_tokens=False)
     mask = tokens["attention_mask"]
-    position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-    return BatchInputs(input_ids=tokens["input_ids"], attention_mask=mask, position_ids=position_ids,
+    return BatchInputs(input_ids=tokens["input_ids"], attention_mask=mask, position_ids=_positions(mask),
                        input_features=features["input_features"].to(torch.float32),
                        feature_attention_mask=frame_mask, n_audio_tokens=counts)
+
+
+def build_processor_inputs(processor, profile, prompt_text: str, waveforms: list[np.ndarray]) -> BatchInputs:
+    """Inputs from the family's processor itself, left-padded; audio tokens counted in the ids."""
+    import torch
+
+    # Text padding comes from the processor's own defaults: a "padding" here would reach the
+    # feature extractor too and cut the features short of the 30 s the encoder expects.
+    out = processor(text=[prompt_text] * len(waveforms), audio=list(waveforms), sampling_rate=SAMPLE_RATE,
+                    return_tensors="pt")
+    mask = out["attention_mask"]
+    audio_id = processor.tokenizer.convert_tokens_to_ids(profile.audio_token)
+    counts = (out["input_ids"] == audio_id).sum(-1).tolist()
+    return BatchInputs(input_ids=out["input_ids"], attention_mask=mask, position_ids=_positions(mask),
+                       input_features=out["input_features"].to(torch.float32),
+                       feature_attention_mask=out[profile.feature_mask], n_audio_tokens=counts,
+                       feature_mask_name=profile.feature_mask)

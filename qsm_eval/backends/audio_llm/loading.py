@@ -1,4 +1,10 @@
-"""Loading Qwen2-Audio: checkpoint location, device, dtype, quantisation; errors as one line.
+"""Loading an audio LLM: checkpoint location, family check, device, dtype, quantisation, weights.
+
+The checkpoint's config.json ``model_type`` is checked against the profile before anything
+is built (a Whisper or text-only Qwen2 directory would otherwise load through the family's
+config class with a warning and build a random model of full size); weights the model lacks
+or does not know are refused after loading; a local directory never takes a revision, and its
+weights are fingerprinted for the prediction cache.
 
 Weights are never downloaded at run time: a hub id is looked up in the local Hugging Face
 cache only (HF_HOME / HF_HUB_CACHE, read when the model loads), and a missing checkpoint
@@ -8,7 +14,11 @@ classes are used, never code shipped inside a checkpoint (trust_remote_code stay
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from qsm_eval.backends import hf_loading
@@ -19,6 +29,10 @@ from qsm_eval.backends.hf_loading import first_line as _first_line
 from qsm_eval.backends.hf_loading import resolve_device, resolve_dtype
 
 DEFAULT_MODEL = "Qwen/Qwen2-Audio-7B-Instruct"
+# Where a checkpoint may keep its chat template (processor, tokenizer, or a file of its own).
+_TEMPLATE_FILES = ("chat_template.jinja", "chat_template.json")
+_TEMPLATE_CONFIGS = ("processor_config.json", "tokenizer_config.json")
+_WEIGHT_SUFFIXES = (".safetensors", ".bin")
 LOAD_IN = ("none", "8bit", "4bit")
 
 
@@ -33,12 +47,76 @@ class LoadedModel:
     source: str          # the directory or hub id the weights came from
     revision: str | None
     load_in: str
+    profile: Any = None              # the Profile served
+    model_type: str | None = None    # config.json model_type
+    chat_template_source: str = "none"   # checkpoint, profile default, or none (raw prompt)
+    weights_sha256: str | None = None    # fingerprint of a local directory's weight files
 
 
-def locate_checkpoint(model_path: str | None, revision: str | None) -> str:
-    """The directory to load from: a local directory as given, or the cached snapshot of a hub id."""
-    return hf_loading.locate_checkpoint(model_path, revision, default_model=DEFAULT_MODEL,
-                                        family="a Qwen2-Audio checkpoint")
+def locate_checkpoint(model_path: str | None, revision: str | None, default: str = DEFAULT_MODEL,
+                      family: str = "an audio-LLM checkpoint") -> str:
+    """The directory to load from: a local directory as given, or the cached snapshot of a hub id.
+
+    A local directory has no revisions: a --qsm-revision with one is refused, not ignored.
+    """
+    local = Path(model_path or default).expanduser()
+    if revision and local.is_dir():
+        raise BackendError(f"--qsm-revision {revision} was given with the local directory {local}: "
+                           f"a directory has no revisions; drop --qsm-revision, or pass a hub id")
+    return hf_loading.locate_checkpoint(model_path, revision, default_model=default, family=family)
+
+
+def checkpoint_model_type(directory: str) -> str | None:
+    """config.json's model_type, read as plain JSON (nothing is built)."""
+    config = hf_loading.read_config(directory)
+    return config.get("model_type") if isinstance(config, dict) else None
+
+
+def check_family(directory: str, profile, model_type: str | None) -> None:
+    """Refuse a checkpoint of another family before any weight loads."""
+    if model_type not in profile.model_types:
+        raise BackendError(
+            f"{directory} is not a {profile.family} checkpoint: its config.json has model_type "
+            f"{model_type!r}, profile {profile.name} expects {' or '.join(map(repr, profile.model_types))}; "
+            f"point --qsm-model-path at a {profile.family} checkpoint or pick the matching backend/profile")
+
+
+def has_own_chat_template(directory: str) -> bool:
+    """Whether the checkpoint itself carries a chat template (not one a processor class supplies)."""
+    root = Path(directory)
+    if any((root / name).is_file() for name in _TEMPLATE_FILES):
+        return True
+    for name in _TEMPLATE_CONFIGS:
+        try:
+            data = json.loads((root / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("chat_template"):
+            return True
+    return False
+
+
+def weight_files(directory: str) -> list[Path]:
+    return sorted(p for p in Path(directory).iterdir() if p.is_file() and p.suffix in _WEIGHT_SUFFIXES)
+
+
+def weights_fingerprint(directory: str) -> str:
+    """sha256 over each weight file's name, size, and its first and last MiB.
+
+    Reading 16 GB of weights at every start would cost a minute; changed weights (a new
+    fine-tune saved over the old, a re-download) change a size or the bytes at either end,
+    where safetensors keeps its header.
+    """
+    digest = hashlib.sha256()
+    for path in weight_files(directory):
+        size = path.stat().st_size
+        digest.update(f"{path.name}\0{size}\0".encode())
+        with open(path, "rb") as fh:
+            digest.update(fh.read(1 << 20))
+            if size > 2 << 20:
+                fh.seek(-(1 << 20), os.SEEK_END)
+                digest.update(fh.read())
+    return digest.hexdigest()
 
 
 def quantization_config(load_in: str, device):
@@ -65,9 +143,15 @@ def quantization_config(load_in: str, device):
                               bnb_4bit_quant_type="nf4")
 
 
-def load(settings: dict) -> LoadedModel:
-    """Model and processor from the settings (model_path, revision, device, dtype, options)."""
-    from transformers import Qwen2AudioForConditionalGeneration, Qwen2AudioProcessor
+def load(settings: dict, profile=None) -> LoadedModel:
+    """Model and processor from the settings (model_path, revision, device, dtype, options).
+
+    ``profile`` None: the profile is read off the checkpoint (config.json model_type, and for
+    Qwen2-Audio whether it has a chat template).
+    """
+    import transformers
+
+    from qsm_eval.backends.audio_llm.profiles import QWEN2_AUDIO, detect_profile
 
     revision = settings.get("revision") or None
     device = resolve_device(settings.get("device"), settings.get("worker_index"))
@@ -75,7 +159,23 @@ def load(settings: dict) -> LoadedModel:
     load_in = (settings.get("load_in") or "none").lower()
     quant = quantization_config(load_in, device)
     device_map = settings.get("device_map") or None
-    directory = locate_checkpoint(settings.get("model_path"), revision)
+    directory = locate_checkpoint(settings.get("model_path"), revision,
+                                  default=(profile or QWEN2_AUDIO).default_model,
+                                  family=f"a {(profile or QWEN2_AUDIO).family} checkpoint")
+    model_type = checkpoint_model_type(directory)
+    own_template = has_own_chat_template(directory)
+    if profile is None:
+        profile = detect_profile(model_type, own_template)
+        if profile is None:
+            from qsm_eval.backends.audio_llm.profiles import PROFILES
+            known = ", ".join(f"{p.name} ({'/'.join(p.model_types)})" for p in PROFILES.values())
+            raise BackendError(f"{directory}: config.json model_type {model_type!r} is no audio LLM this "
+                               f"backend serves; known profiles: {known}")
+    check_family(directory, profile, model_type)
+    if not weight_files(directory):
+        raise BackendError(f"{directory} holds no weight files (*.safetensors, *.bin): the model would "
+                           f"answer from random weights; point --qsm-model-path at a complete checkpoint")
+    local = Path(settings.get("model_path") or "").expanduser().is_dir()
 
     kwargs: dict[str, Any] = {"dtype": dtype, **_OFFLINE}
     if quant is not None:
@@ -84,10 +184,12 @@ def load(settings: dict) -> LoadedModel:
     if device_map is not None:
         kwargs["device_map"] = device_map
     try:
-        processor = Qwen2AudioProcessor.from_pretrained(directory, **_OFFLINE)
-        model = Qwen2AudioForConditionalGeneration.from_pretrained(directory, **kwargs)
+        processor = getattr(transformers, profile.processor_class).from_pretrained(directory, **_OFFLINE)
+        model, info = getattr(transformers, profile.model_class).from_pretrained(
+            directory, output_loading_info=True, **kwargs)
     except (OSError, ValueError) as exc:
-        raise BackendError(f"cannot load Qwen2-Audio from {directory}: {_first_line(exc)}") from exc
+        raise BackendError(f"cannot load {profile.family} from {directory}: {_first_line(exc)}") from exc
+    _check_loaded_weights(directory, info)
     if device_map is None:
         model = model.to(device)
     else:
@@ -95,6 +197,30 @@ def load(settings: dict) -> LoadedModel:
         device = model.get_input_embeddings().weight.device
     # Batched prompts are left-padded so that every row's next token sits at the last position.
     processor.tokenizer.padding_side = "left"
+    if profile.prompt_format == "raw":
+        template_source = "none"
+    elif own_template:
+        template_source = "checkpoint"
+    elif getattr(processor, "chat_template", None):
+        template_source = "profile default"   # e.g. the template transformers ships for Qwen2-Audio
+    else:
+        raise BackendError(f"{directory} has no chat template and profile {profile.name} has no default "
+                           f"one; use a checkpoint that ships its chat template")
     return LoadedModel(model=model.eval(), processor=processor, device=device, dtype=dtype,
-                       source=directory, revision=revision, load_in=load_in)
+                       source=directory, revision=revision, load_in=load_in, profile=profile,
+                       model_type=model_type, chat_template_source=template_source,
+                       weights_sha256=weights_fingerprint(directory) if local else None)
+
+
+def _check_loaded_weights(directory: str, info: dict) -> None:
+    """Refuse weights the model lacks (it would answer from random ones) or does not know."""
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = sorted(str(k) for k in info.get(kind) or ())
+        if keys:
+            shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+            problems.append(f"{len(keys)} {kind.replace('_', ' ')} ({shown})")
+    if problems:
+        raise BackendError(f"the weights in {directory} do not fit the model: {'; '.join(problems)}; "
+                           f"the checkpoint is incomplete or of another model")
 

@@ -3,7 +3,8 @@
 A prompt file has header lines ``key: value`` (``system``, ``speech``, ``nonspeech``), a
 line ``---``, then the user text; lines starting with ``#`` before the ``---`` are comments.
 The built-ins live in qsm_eval/prompts/<name>.txt in that same format. The system prompt is
-always written into the chat, so the chat template's own default never applies silently.
+always written into the chat, so the chat template's own default never applies silently
+(a raw-prompt profile, which has no chat, uses the user text only).
 """
 
 from __future__ import annotations
@@ -98,14 +99,26 @@ def parse_prompt_text(text: str, prompt_id: str, *, origin: str) -> Prompt:
                   speech_answer=fields["speech"], nonspeech_answer=fields["nonspeech"])
 
 
-def render(prompt: Prompt, processor) -> RenderedPrompt:
-    """The chat text through the checkpoint's own chat template, checked for one audio slot."""
-    text = processor.apply_chat_template(prompt.messages(), add_generation_prompt=True, tokenize=False)
-    if isinstance(text, list):
-        text = text[0]
-    if text.count(AUDIO_PLACEHOLDER) != 1:
-        raise BackendError(f"the chat template rendered {text.count(AUDIO_PLACEHOLDER)} "
-                           f"{AUDIO_PLACEHOLDER} slots for prompt {prompt.prompt_id}; expected exactly one")
-    if prompt.system not in text:
-        raise BackendError(f"the chat template dropped the system prompt of {prompt.prompt_id}")
+def render(prompt: Prompt, processor, profile=None) -> RenderedPrompt:
+    """The prompt text with exactly one audio placeholder, before the processor expands it per clip.
+
+    Chat profiles go through the checkpoint's own chat template with the explicit system turn;
+    a raw profile (the base Qwen2-Audio) is its audio prefix followed by the question, with no
+    template and no system prompt, as that model was trained.
+    """
+    from qsm_eval.backends.audio_llm.profiles import QWEN2_AUDIO
+
+    profile = profile or QWEN2_AUDIO
+    placeholder = profile.audio_token
+    if profile.prompt_format == "raw":
+        text = profile.raw_prefix + prompt.user
+    else:
+        text = processor.apply_chat_template(prompt.messages(), add_generation_prompt=True, tokenize=False)
+        if isinstance(text, list):
+            text = text[0]
+        if prompt.system not in text:
+            raise BackendError(f"the chat template dropped the system prompt of {prompt.prompt_id}")
+    if text.count(placeholder) != 1:
+        raise BackendError(f"the prompt text rendered {text.count(placeholder)} {placeholder} slots for "
+                           f"prompt {prompt.prompt_id} ({profile.name}); expected exactly one")
     return RenderedPrompt(prompt=prompt, text=text)

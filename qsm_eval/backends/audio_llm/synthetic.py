@@ -1,10 +1,11 @@
-"""Offline stand-ins for the Qwen2-Audio checkpoint: for the tests and the benchmark.
+"""Offline stand-ins for the audio-LLM checkpoints: for the tests and the benchmark.
 
 Nothing here downloads anything. It builds:
 
-- a byte-level BPE tokenizer trained on a few sentences, carrying the real special tokens
-  (<|endoftext|>, <|im_start|>, <|im_end|>, <|AUDIO|>, <|audio_bos|>, <|audio_eos|>) in
-  their real relative order;
+- a byte-level BPE tokenizer with the Qwen2 pre-tokenizer, merges learnt from a few
+  sentences plus the ones that split SPEECH and NONSPEECH as the real Qwen2 vocabulary does,
+  carrying the real special tokens (<|endoftext|>, <|im_start|>, <|im_end|>, <|AUDIO|>,
+  <|audio_bos|>, <|audio_eos|>; <sound> for Audio Flamingo 3) in their real relative order;
 - the processor (WhisperFeatureExtractor with 128 mel bins, as the checkpoint's
   preprocessor_config has, plus that tokenizer and the chat template transformers ships for
   Qwen2-Audio);
@@ -18,15 +19,34 @@ from pathlib import Path
 
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>",
                   "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
+AF3_AUDIO_TOKEN = "<sound>"
 
-# Text the toy tokenizer learns its merges from: the built-in prompts' words and the answer
-# words in the spellings a model could produce, so that whole answer words become tokens.
+# Text the toy tokenizer learns its merges from: the built-in prompts' words in lower case.
+# Upper-case words get only the merges below, so the answer words split as on the real vocabulary.
 _TRAINING_TEXT = (
-    "You are a helpful assistant. Does this audio clip contain human speech? "
-    "Answer with exactly one word: SPEECH if it contains speech, NONSPEECH if it does not. "
-    "Answer with the letter A or B only. A) speech B) no speech "
-    "SPEECH NONSPEECH Speech Nonspeech speech nonspeech NON-SPEECH non-speech "
-    "The sound is music, noise, a dog barking, a power saw, an announcer speaking. "
+    "you are a helpful assistant. does this audio clip contain human speech? "
+    "answer with exactly one word: speech if it contains speech, nonspeech if it does not. "
+    "answer with the letter a or b only. a) speech b) no speech "
+    "speech nonspeech non-speech the sound is music, noise, a dog barking, a power saw, "
+    "an announcer speaking. user system assistant "
+)
+# On the real Qwen2 vocabulary SPEECH is S|PE|ECH and NONSPEECH is N|ONS|PE|ECH: these merges,
+# in this order, give exactly those splits (and SILENCE, SOUND, NO... stay apart from them).
+REAL_SPLIT_MERGES = (("P", "E"), ("E", "C"), ("EC", "H"), ("O", "N"), ("ON", "S"))
+# The pre-tokenizer pattern of the Qwen2 tokenizer (tokenizer.json of the Qwen2 checkpoints).
+QWEN2_PRETOKENIZE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                     r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+# The Audio Flamingo 3 chat format (nvidia/audio-flamingo-3-hf): ChatML, a default system
+# turn, and the <sound> placeholder ahead of the user's text.
+AF3_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}{% if part['type'] == 'audio' %}<sound>{% endif %}{% endfor %}"
+    "{% for part in message['content'] %}{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}"
+    "{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
 # The real Qwen2-Audio-7B-Instruct config.json (Hugging Face hub, Qwen/Qwen2-Audio-7B-Instruct):
@@ -44,19 +64,35 @@ REAL_TEXT_CONFIG = {
 }
 
 
-def build_tokenizer():
-    """A PreTrainedTokenizerFast: byte-level BPE with the Qwen2-Audio special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+def build_tokenizer(special_tokens=SPECIAL_TOKENS):
+    """A PreTrainedTokenizerFast: byte-level BPE with the Qwen2 pre-tokenizer and special tokens.
+
+    Lower-case merges are learnt from the prompts' words; the upper-case answer words get the
+    real vocabulary's splits (REAL_SPLIT_MERGES), so scoring is tested on those splits.
+    """
+    import json
+
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    pre = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_PRETOKENIZE), behavior="isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    learner = Tokenizer(models.BPE())
+    learner.pre_tokenizer = pre
+    trainer = trainers.BpeTrainer(vocab_size=600, min_frequency=1, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    learner.train_from_iterator([_TRAINING_TEXT] * 4, trainer=trainer)
+    learnt = json.loads(learner.to_str())["model"]
+    vocab = dict(learnt["vocab"])
+    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in learnt["merges"]]
+    for left, right in REAL_SPLIT_MERGES:
+        merges.append((left, right))
+        vocab.setdefault(left + right, len(vocab))
+    core = Tokenizer(models.BPE(vocab=vocab, merges=merges))
+    core.pre_tokenizer = pre
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400, min_frequency=1, show_progress=False,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    core.train_from_iterator([_TRAINING_TEXT] * 4, trainer=trainer)
-    core.add_special_tokens(list(SPECIAL_TOKENS))
+    core.add_special_tokens(list(special_tokens))
     return PreTrainedTokenizerFast(
         tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>",
         padding_side="left", model_max_length=8192)
@@ -64,26 +100,19 @@ def build_tokenizer():
 
 def build_processor():
     """A Qwen2AudioProcessor over the toy tokenizer and the real feature-extractor settings."""
-    from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
+    from transformers import Qwen2AudioProcessor
 
-    features = WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160,
-                                       chunk_length=30, n_fft=400, return_attention_mask=True)
-    # chat_template=None: the processor falls back to the template transformers ships for
-    # Qwen2-Audio, the same text format as the hub checkpoint's.
-    return Qwen2AudioProcessor(feature_extractor=features, tokenizer=build_tokenizer())
+    # chat_template=None: the processor takes the template transformers ships for
+    # Qwen2-Audio, the same text format as the Instruct hub checkpoint's.
+    return Qwen2AudioProcessor(feature_extractor=_features(), tokenizer=build_tokenizer())
 
 
 def tiny_config(tokenizer, *, init_range: float = 0.02):
     """A Qwen2AudioConfig with a few small layers, for tests that run in seconds on a CPU."""
 
-    audio = {**REAL_AUDIO_CONFIG, "encoder_layers": 2, "encoder_attention_heads": 2,
-             "encoder_ffn_dim": 64, "d_model": 32, "init_std": init_range,
-             "initializer_range": init_range}
-    text = {**REAL_TEXT_CONFIG, "vocab_size": len(tokenizer), "hidden_size": 32,
-            "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-            "num_key_value_heads": 2, "max_position_embeddings": 2048,
-            "initializer_range": init_range}
-    return _config(tokenizer, audio, text)
+    audio, text = _tiny_widths(init_range)
+    return _config(tokenizer, {**REAL_AUDIO_CONFIG, **audio},
+                   {**REAL_TEXT_CONFIG, **text, "vocab_size": len(tokenizer)})
 
 
 def real_config(tokenizer, *, text_layers: int | None = None, audio_layers: int | None = None):
@@ -126,11 +155,72 @@ def build_model(config, *, seed: int, dtype=None):
     return model.eval()
 
 
-def save_tiny_checkpoint(directory: str | Path, *, seed: int = 0, init_range: float = 0.02) -> Path:
-    """Write a complete tiny checkpoint (model, tokenizer, processor) with save_pretrained."""
+def _tiny_widths(init_range: float) -> tuple[dict, dict]:
+    audio = {"encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64, "d_model": 32,
+             "init_std": init_range, "initializer_range": init_range}
+    text = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "max_position_embeddings": 2048, "initializer_range": init_range}
+    return audio, text
+
+
+def _features():
+    from transformers import WhisperFeatureExtractor
+
+    return WhisperFeatureExtractor(feature_size=128, sampling_rate=16000, hop_length=160,
+                                   chunk_length=30, n_fft=400, return_attention_mask=True)
+
+
+def build_af3_processor():
+    """An AudioFlamingo3Processor: the Qwen2-style tokenizer with <sound>, Whisper features, AF3's chat format."""
+    from transformers import AudioFlamingo3Processor
+
+    tokenizer = build_tokenizer((*SPECIAL_TOKENS[:3], AF3_AUDIO_TOKEN))
+    return AudioFlamingo3Processor(feature_extractor=_features(), tokenizer=tokenizer,
+                                   chat_template=AF3_CHAT_TEMPLATE)
+
+
+def af3_model(tokenizer, *, seed: int, init_range: float):
+    """A tiny AudioFlamingo3ForConditionalGeneration with random weights from ``seed``."""
+    import torch
+    from transformers import AudioFlamingo3Config, AudioFlamingo3ForConditionalGeneration, GenerationConfig
+
+    audio, text = _tiny_widths(init_range)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (*SPECIAL_TOKENS[:3], AF3_AUDIO_TOKEN)}
+    config = AudioFlamingo3Config(
+        audio_config={"model_type": "audioflamingo3_encoder", **REAL_AUDIO_CONFIG, **audio},
+        text_config={**REAL_TEXT_CONFIG, **text, "vocab_size": len(tokenizer),
+                     "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
+                     "pad_token_id": ids["<|endoftext|>"]},
+        audio_token_id=ids[AF3_AUDIO_TOKEN])
+    torch.manual_seed(seed)
+    model = AudioFlamingo3ForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+                                               do_sample=False)
+    return model.eval()
+
+
+TINY_PROFILES = ("qwen2-audio", "qwen2-audio-base", "audio-flamingo-3")
+
+
+def save_tiny_checkpoint(directory: str | Path, *, seed: int = 0, init_range: float = 0.02,
+                         profile: str = "qwen2-audio") -> Path:
+    """Write a complete tiny checkpoint (model, tokenizer, processor) with save_pretrained.
+
+    ``qwen2-audio``: with the Instruct chat template as a file of its own, as the hub
+    checkpoint has it; ``qwen2-audio-base``: the same without any chat template, as the base
+    Qwen2-Audio-7B; ``audio-flamingo-3``: an AF3 checkpoint with its chat template.
+    """
     directory = Path(directory)
-    processor = build_processor()
-    model = build_model(tiny_config(processor.tokenizer, init_range=init_range), seed=seed)
+    if profile == "audio-flamingo-3":
+        processor = build_af3_processor()
+        model = af3_model(processor.tokenizer, seed=seed, init_range=init_range)
+    elif profile in ("qwen2-audio", "qwen2-audio-base"):
+        processor = build_processor()
+        model = build_model(tiny_config(processor.tokenizer, init_range=init_range), seed=seed)
+    else:
+        raise ValueError(f"no tiny checkpoint for profile {profile!r}; one of {', '.join(TINY_PROFILES)}")
     model.save_pretrained(directory)
     processor.save_pretrained(directory)
+    if profile == "qwen2-audio-base":
+        (directory / "chat_template.jinja").unlink()
     return directory

@@ -1,0 +1,89 @@
+"""Every profile on its own tiny checkpoint: prompt text, chat-template source, and p_speech
+checked against transformers called directly (the family's processor, then one plain forward
+of the model over prompt + answer for every spelling)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from qsm_eval.backends.audio_llm import AudioLlmBackend, Qwen2AudioBackend
+from qsm_eval.backends.audio_llm.synthetic import TINY_PROFILES
+from qsm_eval.backends.base import BackendError
+
+TOLERANCE = 1e-5   # float32
+
+
+def load(checkpoint, **settings) -> AudioLlmBackend:
+    return AudioLlmBackend(model_path=str(checkpoint), device="cpu", dtype="float32", **settings)
+
+
+def direct_p_speech(backend, waveform) -> tuple[float, float]:
+    """(p_speech, answer mass) from the processor and model alone, no cache, no code of ours."""
+    processor, model = backend.processor, backend.loaded.model
+    prompt = processor(text=[backend.rendered.text], audio=[waveform], sampling_rate=16000, return_tensors="pt")
+    sides = []
+    for sequences in (backend.answers.speech, backend.answers.nonspeech):
+        total = 0.0
+        for sequence in sequences:
+            ids = torch.cat([prompt["input_ids"], torch.tensor([sequence])], dim=-1)
+            with torch.no_grad():
+                logits = model(**{**prompt, "input_ids": ids, "attention_mask": torch.ones_like(ids)}).logits[0]
+            start = prompt["input_ids"].shape[1] - 1
+            log_probs = torch.log_softmax(logits[start:start + len(sequence)].float(), dim=-1)
+            total += math.exp(sum(log_probs[i, t].item() for i, t in enumerate(sequence)))
+        sides.append(total)
+    return sides[0] / (sides[0] + sides[1]), sides[0] + sides[1]
+
+
+@pytest.mark.parametrize("profile", TINY_PROFILES)
+def test_each_profile_answers_as_transformers_computes(tiny_checkpoints, mixed_requests, profile):
+    backend = load(tiny_checkpoints[profile])            # profile read off the checkpoint
+    assert backend.profile.name == profile and backend.describe()["profile"] == profile
+    chosen = [mixed_requests[i] for i in (0, 1, 4)]      # 40 ms tone, 1 s noise, 200 ms silence
+    predictions = backend.predict_batch(chosen)
+    for prediction, request in zip(predictions, chosen):
+        p_speech, mass = direct_p_speech(backend, request.waveform)
+        assert prediction.error is None and prediction.parse_status == "logits"
+        assert prediction.p_speech == pytest.approx(p_speech, abs=TOLERANCE)
+        assert prediction.answer_mass == pytest.approx(mass, rel=1e-4)
+    assert len({round(p.p_speech, 6) for p in predictions}) == 3           # the audio moves p_speech
+    assert [p.n_audio_tokens for p in predictions] == [1, 25, 5]
+
+
+def test_prompt_text_and_template_source_per_profile(tiny_checkpoints):
+    instruct, base, flamingo = (load(tiny_checkpoints[p]) for p in TINY_PROFILES)
+    assert instruct.describe()["chat_template"] == "checkpoint"
+    assert instruct.rendered.text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
+    # The base model: its documented raw prompt, no chat template, no system turn.
+    assert base.describe()["chat_template"] == "none"
+    assert base.rendered.text == ("<|audio_bos|><|AUDIO|><|audio_eos|>Does this audio clip contain human "
+                                  "speech? Answer with exactly one word: SPEECH if it contains speech, "
+                                  "NONSPEECH if it does not.")
+    assert flamingo.describe()["chat_template"] == "checkpoint"
+    assert "<|im_start|>user\n<sound>Does this audio" in flamingo.rendered.text
+    assert flamingo.rendered.text.endswith("<|im_start|>assistant\n")
+    assert len({b.prompt_sha256 for b in (instruct, base, flamingo)}) == 3
+
+
+def test_instruct_profile_on_a_checkpoint_without_template_says_whose_template_it_used(tiny_checkpoints):
+    # --qsm-model qwen2-audio on the base checkpoint: transformers' Instruct template, and run.json says so.
+    backend = Qwen2AudioBackend(model_path=str(tiny_checkpoints["qwen2-audio-base"]), device="cpu")
+    assert backend.profile.name == "qwen2-audio" and backend.describe()["chat_template"] == "profile default"
+    assert backend.rendered.text.startswith("<|im_start|>system")
+
+
+def test_profile_of_another_family_is_refused_before_loading(tiny_checkpoints):
+    with pytest.raises(BackendError, match="model_type 'audioflamingo3', profile qwen2-audio expects 'qwen2_audio'"):
+        load(tiny_checkpoints["audio-flamingo-3"], llm_profile="qwen2-audio")
+    with pytest.raises(BackendError, match="model_type 'qwen2_audio', profile audio-flamingo-3 expects"):
+        load(tiny_checkpoints["qwen2-audio"], llm_profile="audio-flamingo-3")
+    with pytest.raises(BackendError, match="not the qwen2-audio backend's profile"):
+        Qwen2AudioBackend(model_path=str(tiny_checkpoints["qwen2-audio"]), llm_profile="audio-flamingo-3")
+
+
+def test_fast_encoder_is_refused_where_the_family_has_none(tiny_checkpoints):
+    with pytest.raises(BackendError, match="profile audio-flamingo-3 has none"):
+        load(tiny_checkpoints["audio-flamingo-3"], fast_encoder=True)
