@@ -131,7 +131,7 @@ def test_device_map_is_passed_to_transformers(make_backend, mixed_requests):
     assert backend.loaded.device.type == "cpu"
     assert backend.predict_batch(mixed_requests[:2])[0].p_speech is not None
     # A map transformers cannot use comes back as one line naming the checkpoint.
-    with pytest.raises(BackendError, match="cannot load Qwen2-Audio from .*no-such-strategy"):
+    with pytest.raises(BackendError, match="cannot load Qwen2-Audio Instruct from .*no-such-strategy"):
         make_backend(device_map="no-such-strategy")
 
 
