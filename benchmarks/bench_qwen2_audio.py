@@ -16,12 +16,16 @@ output says so); the vocabulary, widths and every code path stay those of the re
     .venv/bin/python benchmarks/bench_qwen2_audio.py                      # CPU: 2+2 layers
     .venv/bin/python benchmarks/bench_qwen2_audio.py --text-layers 32 --audio-layers 32 \\
         --clips 512 --predecessor-clips 16 --batch-size 64                # GPU: the full model
+    .venv/bin/python benchmarks/bench_qwen2_audio.py --smoke              # tiny widths: checks the script
+
+Standard and fast runs are interleaved ``--repeats`` times; each figure is the median.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 
 import numpy as np
@@ -31,7 +35,7 @@ from qsm_eval.backends.base import AudioRequest
 from qsm_eval.backends.audio_llm import Qwen2AudioBackend
 from qsm_eval.backends.audio_llm.loading import LoadedModel
 from qsm_eval.backends.audio_llm.synthetic import (
-    REAL_AUDIO_CONFIG, REAL_TEXT_CONFIG, build_model, build_processor, real_config,
+    REAL_AUDIO_CONFIG, REAL_TEXT_CONFIG, build_model, build_processor, real_config, tiny_config,
 )
 from qsm_eval.seeding import stable_seed
 
@@ -76,8 +80,14 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="batch size (GPU 64, CPU 10)")
     parser.add_argument("--max-new-tokens", type=int, default=10,
                         help="predecessor's generated tokens per clip (random weights never stop early)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved standard/fast repeats (median)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="tiny widths and few clips: checks the script (and gpu_check.sh) on a CPU")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
+    if args.smoke:
+        args.clips, args.predecessor_clips, args.batch_size = args.clips or 8, args.predecessor_clips or 2, 4
+        args.repeats, args.max_new_tokens = 1, 2
 
     device = torch.device(args.device)
     gpu = device.type == "cuda"
@@ -87,7 +97,9 @@ def main() -> None:
     predecessor_n = args.predecessor_clips or (16 if gpu else 5)
     batch_size = args.batch_size or (64 if gpu else 10)
     notes = []
-    if (text_layers, audio_layers) != (REAL_TEXT_CONFIG["num_hidden_layers"], REAL_AUDIO_CONFIG["encoder_layers"]):
+    if args.smoke:
+        notes.append("smoke run: tiny widths (not the real architecture); figures mean nothing")
+    elif (text_layers, audio_layers) != (REAL_TEXT_CONFIG["num_hidden_layers"], REAL_AUDIO_CONFIG["encoder_layers"]):
         notes.append(f"layers shrunk to {text_layers} decoder + {audio_layers} encoder "
                      f"(real: 32 + 32); widths, vocabulary and code path are the real model's")
     predecessor_dtype = torch.float16 if gpu else torch.float32
@@ -96,7 +108,8 @@ def main() -> None:
 
     processor = build_processor()
     processor.tokenizer.padding_side = "left"
-    config = real_config(processor.tokenizer, text_layers=text_layers, audio_layers=audio_layers)
+    config = (tiny_config(processor.tokenizer) if args.smoke
+              else real_config(processor.tokenizer, text_layers=text_layers, audio_layers=audio_layers))
     with torch.device(device):
         model = build_model(config, seed=0, dtype=torch.bfloat16)
     n_params = sum(p.numel() for p in model.parameters())
@@ -104,18 +117,27 @@ def main() -> None:
     def backend(dtype, **options) -> Qwen2AudioBackend:
         model.to(dtype)
         loaded = LoadedModel(model=model, processor=processor, device=device, dtype=dtype,
-                             source="random weights, real config", revision=None, load_in="none")
+                             source="random weights, real config", revision=None, load_in="none",
+                             chat_template_source="profile default")
         return Qwen2AudioBackend(device=str(device), **options, loaded=loaded)
 
     clips = make_clips(clips_n)
     rows = {"predecessor": measure(backend(predecessor_dtype, scoring="generate", batch_size=1,
                                            max_new_tokens=args.max_new_tokens), clips[:predecessor_n], 1)[0]}
-    rows["standard"], standard = measure(backend(torch.bfloat16, batch_size=batch_size), clips, batch_size)
     if predecessor_dtype != torch.float16:
         # Same dtype as the predecessor's run here: separates batching+logits from bfloat16.
         rows["standard-fp32"] = measure(backend(predecessor_dtype, batch_size=batch_size), clips, batch_size)[0]
-    rows["fast"], fast = measure(backend(torch.bfloat16, batch_size=batch_size, fast_encoder=True),
-                                 clips, batch_size)
+    runs = {"standard": [], "fast": []}
+    for _ in range(max(args.repeats, 1)):     # interleaved, so drift hits both alike
+        runs["standard"].append(measure(backend(torch.bfloat16, batch_size=batch_size), clips, batch_size))
+        runs["fast"].append(measure(backend(torch.bfloat16, batch_size=batch_size, fast_encoder=True),
+                                    clips, batch_size))
+    for label, repeats in runs.items():
+        row = dict(sorted((r[0] for r in repeats), key=lambda r: r["segments_per_s"])[len(repeats) // 2])
+        row["segments_per_s_repeats"] = [r[0]["segments_per_s"] for r in repeats]
+        row["segments_per_s"] = statistics.median(row["segments_per_s_repeats"])
+        rows[label] = row
+    standard, fast = runs["standard"][0][1], runs["fast"][0][1]
     # The fast path's answers against the standard path's, in bfloat16 at the real widths.
     agreement = {
         "max_abs_p_speech_diff": round(max(abs(a.p_speech - b.p_speech) for a, b in zip(fast, standard)), 6),
@@ -145,8 +167,8 @@ def main() -> None:
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"device": name, "parameters": n_params, "text_layers": text_layers,
-                       "audio_layers": audio_layers, "notes": notes, "runs": rows,
-                       "fast_vs_standard": agreement}, fh, indent=2)
+                       "audio_layers": audio_layers, "smoke": args.smoke, "repeats": args.repeats,
+                       "notes": notes, "runs": rows, "fast_vs_standard": agreement}, fh, indent=2)
 
 
 if __name__ == "__main__":
