@@ -5,7 +5,9 @@
   half the time;
 - one class always chosen (a constant answer can still score 50% or more);
 - every raw output identical (the model is not looking at the audio);
-- any case with zero audio tokens (the clip never reached the model).
+- any case with zero audio tokens (the clip never reached the model);
+- a low answer mass (audio LLMs): the two answers together hold under half of the model's
+  probability on most cases, so p_speech renormalises what the model barely says.
 
 Harness errors are not answers and take no part. Each alarm is checked for the whole run and
 per model and dataset; one class always chosen is also checked per duration, where a model
@@ -24,11 +26,12 @@ from qsm_eval.analysis.outcomes import answered, outcomes
 
 MIN_CASES_PER_DURATION = 10  # a constant answer on fewer cases is not evidence of anything
 BELOW_CHANCE_ALPHA = 0.01    # one-sided: a model at chance alarms at most 1% of the time
+LOW_ANSWER_MASS = 0.5        # the level the audio-llm backend marks in raw_output too
 
 
 @dataclass(frozen=True)
 class Alarm:
-    kind: str      # below_chance | one_class | identical_outputs | zero_audio_tokens
+    kind: str      # below_chance | one_class | identical_outputs | zero_audio_tokens | low_answer_mass
     scope: str     # "all", "model=...", "dataset=...", "duration=20ms"...
     message: str
 
@@ -108,6 +111,19 @@ def _zero_audio_tokens(frame: pd.DataFrame) -> list[Alarm]:
                   f"left out of the duration thresholds; set a padding policy for clips this short")]
 
 
+def _low_answer_mass(scope: str, frame: pd.DataFrame) -> list[Alarm]:
+    if "answer_mass" not in frame:
+        return []
+    mass = pd.to_numeric(frame["answer_mass"], errors="coerce").dropna()
+    if mass.empty or mass.median() >= LOW_ANSWER_MASS:
+        return []
+    low = int((mass < LOW_ANSWER_MASS).sum())
+    return [Alarm("low_answer_mass", scope, f"{scope}: on {low} of {len(mass)} cases the two answers hold "
+                  f"under {LOW_ANSWER_MASS:g} of the model's probability (median {mass.median():.3g}); "
+                  f"the model is mostly saying something else: check the prompt's answer words, or "
+                  f"read raw_output")]
+
+
 def check_alarms(df: pd.DataFrame) -> list[Alarm]:
     """Every alarm a results frame raises, most general scope first."""
     frame = answered(outcomes(df))
@@ -115,7 +131,8 @@ def check_alarms(df: pd.DataFrame) -> list[Alarm]:
         return []
     alarms: list[Alarm] = []
     for scope, group in _scopes(frame):
-        alarms += _below_chance(scope, group) + _one_class(scope, group) + _identical_outputs(scope, group)
+        alarms += (_below_chance(scope, group) + _one_class(scope, group) + _identical_outputs(scope, group)
+                   + _low_answer_mass(scope, group))
     for duration, group in frame.groupby("duration_ms", sort=True):
         if len(group) >= MIN_CASES_PER_DURATION:
             alarms += _one_class(f"duration={duration}ms", group)

@@ -57,6 +57,15 @@ def test_zero_audio_tokens_names_the_durations():
     assert "20 ms: 20" in alarm.message and "100 ms" not in alarm.message
 
 
+def test_low_answer_mass():
+    df = _run().assign(answer_mass=0.9)
+    assert "low_answer_mass" not in kinds(df)
+    df["answer_mass"] = np.r_[np.full(30, 0.01), np.full(10, 0.9)]
+    (alarm,) = [a for a in check_alarms(df) if a.kind == "low_answer_mass"]
+    assert alarm.scope == "all" and "30 of 40 cases" in alarm.message
+    assert "low_answer_mass" not in kinds(_run().assign(answer_mass=None))   # VADs have none
+
+
 def test_single_class_data_is_not_called_one_class():
     df = _run()
     df = df[df["true_label"] == "SPEECH"].assign(pred_label="SPEECH")

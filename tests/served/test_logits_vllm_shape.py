@@ -4,8 +4,10 @@
 /detokenize and chat completions the way vLLM documents them (``logprobs.content[0].
 top_logprobs``; ``logprob_token_ids`` names the tokens to score; ``return_tokens_as_token_ids``
 writes tokens as ``token_id:N``), with log-probabilities from the tiny Qwen2-Audio model's own
-next-token distribution for the clip it received. The served p_speech must then be the local
-backend's, to float precision: same answer tokens, same renormalisation.
+next-token distribution for the clip it received. The served p_speech must then be that
+distribution's first-token renormalisation, to float precision: the answer tokens the local
+backend's ``answer_tokens`` gives, and the one ``renormalise``. (A server gives only the first
+step's log-probabilities; the local backend itself scores whole answers, tests/audio_llm.)
 """
 
 from __future__ import annotations
@@ -27,11 +29,6 @@ def vllm_chat(loaded, *, token_ids_as_text: bool):
     import soundfile as sf
     import torch
 
-    from qsm_eval.backends.audio_llm.encoder import frames_needed
-    from qsm_eval.backends.audio_llm.inputs import build_inputs
-    from qsm_eval.backends.audio_llm.presentation import mel_frames
-    from qsm_eval.backends.audio_llm.scoring import last_hidden_states
-
     processor, model = loaded.processor, loaded.model
 
     def chat(body, headers):
@@ -44,9 +41,7 @@ def vllm_chat(loaded, *, token_ids_as_text: bool):
              {"role": "user", "content": [{"type": "audio", "audio_url": "clip"},
                                           {"type": "text", "text": question["text"]}]}],
             add_generation_prompt=True, tokenize=False)
-        with torch.inference_mode():   # the fast encoder path, as the local backend below uses
-            batch = build_inputs(processor, text, [wave], frames=frames_needed(mel_frames(len(wave))))
-            logprobs = torch.log_softmax(model.lm_head(last_hidden_states(model, batch, fast_encoder=True))[0], -1)
+        logprobs = first_step_log_probs(loaded, text, wave)
         named = body.get("logprob_token_ids")
         ids = named if named else torch.topk(logprobs, body["top_logprobs"]).indices.tolist()
 
@@ -60,6 +55,38 @@ def vllm_chat(loaded, *, token_ids_as_text: bool):
                  "top_logprobs": [{"token": token(i), "logprob": float(logprobs[i]), "bytes": None} for i in ids]}
         return Reply(200, completion(processor.tokenizer.decode([chosen]), {"content": [entry]}))
     return chat
+
+
+def first_step_log_probs(loaded, text, wave):
+    """The tiny model's next-token log-probabilities after ``text`` with ``wave`` (fast encoder path)."""
+    import torch
+
+    from qsm_eval.backends.audio_llm.encoder import embed_inputs, frames_needed
+    from qsm_eval.backends.audio_llm.inputs import build_inputs
+    from qsm_eval.backends.audio_llm.presentation import mel_frames
+    from qsm_eval.backends.audio_llm.scoring import prefill
+
+    model = loaded.model
+    with torch.inference_mode():
+        batch = build_inputs(loaded.processor, text, [wave], frames=frames_needed(mel_frames(len(wave))))
+        embeds = embed_inputs(model, batch.input_ids, batch.input_features, batch.feature_attention_mask)
+        return prefill(model, {"inputs_embeds": embeds}, batch.attention_mask, batch.position_ids).log_probs[0]
+
+
+def first_token_answers(local, request):
+    """(p_speech, mass) of ``request`` from first-token probabilities of the local model."""
+    from qsm_eval.backends.audio_llm.scoring import renormalise
+
+    wave = request.waveform
+    probs = first_step_log_probs(local.loaded, local.rendered.text, wave).exp()
+    tokens = first_tokens(local)
+    return renormalise(float(probs[sorted(tokens.speech)].sum()), float(probs[sorted(tokens.nonspeech)].sum()))
+
+
+def first_tokens(local):
+    from qsm_eval.backends.audio_llm.scoring import answer_tokens
+
+    return answer_tokens(local.processor.tokenizer, local.prompt)
 
 
 class Tokenizer:
@@ -93,21 +120,23 @@ def test_served_logits_are_the_local_logits(local, clips, token_ids_as_text):
         served = create_backend("openai", {"endpoint": stub.url, "scoring": "logits"})
         got = served.predict_batch(clips)
         served.close()
-    expected = local.predict_batch(clips)
     assert [p.error for p in got] == [None] * len(clips)
-    assert served.answers == local.answers            # the same answer tokens, from the server's tokenizer
-    for mine, theirs in zip(got, expected):
-        assert mine.p_speech == pytest.approx(theirs.p_speech, abs=1e-5)
-        assert mine.label == theirs.label and mine.parse_status == "logits"
-        assert answer_mass(mine.raw_output) == pytest.approx(answer_mass(theirs.raw_output), abs=1e-4)
+    assert served.answers == first_tokens(local)     # the same answer tokens, from the server's tokenizer
+    for mine, request in zip(got, clips):
+        p_speech, mass = first_token_answers(local, request)
+        assert mine.p_speech == pytest.approx(p_speech, abs=1e-5)
+        assert mine.label == ("SPEECH" if p_speech >= 0.5 else "NONSPEECH") and mine.parse_status == "logits"
+        assert answer_mass(mine.raw_output) == pytest.approx(mass, abs=1e-4)
     assert len({round(p.p_speech, 4) for p in got}) > 1   # the scores depend on the clip
     body = stub.chat_requests()[-1].body
     assert body["max_tokens"] == 1 and body["logprobs"] is True
-    assert body["logprob_token_ids"] == sorted(local.answers.speech | local.answers.nonspeech)
+    tokens = first_tokens(local)
+    assert body["logprob_token_ids"] == sorted(tokens.speech | tokens.nonspeech)
 
 
 def test_a_server_that_lists_no_answer_token_gives_unknown_not_a_guess(local, clips):
-    answers = local.answers.speech | local.answers.nonspeech
+    tokens = first_tokens(local)
+    answers = tokens.speech | tokens.nonspeech
     other = next(i for i in range(len(local.processor.tokenizer)) if i not in answers)
     entry = {"token": f"token_id:{other}", "logprob": -0.1, "top_logprobs": [
         {"token": f"token_id:{other}", "logprob": -0.1}]}   # an older server: its top token only
