@@ -8,6 +8,9 @@ directory with HF_HUB_OFFLINE=1, exactly as a user's local checkpoint would load
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,10 @@ import pytest
 from qsm_eval.backends import create_backend
 from qsm_eval.backends.audio_llm import Qwen2AudioBackend
 from qsm_eval.backends.audio_llm.synthetic import save_tiny_checkpoint
+
+# The toy tokenizers are trained in the test process (tokenizers' Rust thread pool), beside
+# torch's threads and pytester runs: keep the trainer single-threaded.
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # Larger than the usual 0.02 so that the random model's answers depend visibly on the audio.
 TINY_INIT_RANGE = 0.2
@@ -34,9 +41,15 @@ def tiny_checkpoints(tmp_path_factory, tiny_checkpoint) -> dict[str, Path]:
 
     class Lazy(dict):
         def __missing__(self, profile):
-            self[profile] = save_tiny_checkpoint(tmp_path_factory.mktemp(f"tiny-{profile}"), seed=0,
-                                                 init_range=TINY_INIT_RANGE, profile=profile)
-            return self[profile]
+            # Built in a process of its own: building one in an xdist worker that had already
+            # run pytester sessions crashed it (a segfault in native code, not investigated).
+            directory = tmp_path_factory.mktemp(f"tiny-{profile}")
+            code = ("from qsm_eval.backends.audio_llm.synthetic import save_tiny_checkpoint; "
+                    f"save_tiny_checkpoint({str(directory)!r}, seed=0, init_range={TINY_INIT_RANGE}, "
+                    f"profile={profile!r})")
+            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+            self[profile] = directory
+            return directory
     return Lazy(built)
 
 
