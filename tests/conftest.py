@@ -60,6 +60,36 @@ def make_segment_set():
     return write_segment_set
 
 
+# --- a checkpoint that ships code (the backends must never run it) --------------------------
+
+
+def remote_code_checkpoint(source, directory, imports: dict[str, str], auto_map: dict[str, tuple]):
+    """Copy the checkpoint ``source`` to ``directory`` and add ``evil.py``, which writes a marker
+    file when imported and re-exports transformers classes (``imports``: alias -> class name);
+    ``auto_map`` names, per config file, the Auto class and target that point at it. Returns
+    (checkpoint, marker): loading must leave the marker absent."""
+    import json
+    import shutil
+
+    checkpoint = Path(directory) / "remote-code"
+    shutil.copytree(source, checkpoint)
+    marker = Path(directory) / "remote-code-ran"
+    lines = [f"open({str(marker)!r}, 'w').write('ran')"]
+    lines += [f"from transformers import {name} as {alias}" for alias, name in imports.items()]
+    (checkpoint / "evil.py").write_text("\n".join(lines) + "\n")
+    for name, (key, target) in auto_map.items():
+        data = json.loads((checkpoint / name).read_text())
+        data["auto_map"] = {key: target}
+        (checkpoint / name).write_text(json.dumps(data))
+    return checkpoint, marker
+
+
+@pytest.fixture(scope="session")
+def make_remote_code_checkpoint():
+    """make_remote_code_checkpoint(source, directory, imports, auto_map): see remote_code_checkpoint."""
+    return remote_code_checkpoint
+
+
 # --- clips and requests for the model backends' tests --------------------------------------
 
 

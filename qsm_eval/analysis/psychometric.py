@@ -183,7 +183,7 @@ def _nll(theta, x, k, n, core, guess, prior):
     return value, grad
 
 
-def _bounds(x: np.ndarray, lapse_bounds, core: str = "logistic") -> list[tuple[float, float]]:
+def parameter_bounds(x: np.ndarray, lapse_bounds, core: str = "logistic") -> list[tuple[float, float]]:
     """Ranges of (location, ln slope, lapse): those outside which psignifit 4's default priors
     are zero. The location lies at most half the tested range of ln duration beyond it, and the
     curve's 5%-95% rise spans at most three times that range: a shallower curve is one the
@@ -202,7 +202,9 @@ def _bounds(x: np.ndarray, lapse_bounds, core: str = "logistic") -> list[tuple[f
 _one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
 
 
-def _minimize(starts, x, k, n, core, guess, bounds, prior=None):
+def minimize_nll(starts, x, k, n, core, guess, bounds, prior=None):
+    """The maximum-likelihood fit (scipy L-BFGS-B) from each start, best kept: the one-curve
+    fitter, and the reference the batched fitter (fit_curves_batch) is checked against."""
     best = None
     for start in starts:
         res = optimize.minimize(_nll, start, args=(x, k, n, core, guess, prior), jac=True,
@@ -212,7 +214,7 @@ def _minimize(starts, x, k, n, core, guess, bounds, prior=None):
     return best
 
 
-def _starts(x: np.ndarray, lapse_bounds, k=None, n=None) -> list[tuple[float, float, float]]:
+def start_points(x: np.ndarray, lapse_bounds, k=None, n=None) -> list[tuple[float, float, float]]:
     """Several starting points: the likelihood can have a flat shoulder far from the data.
     The lapse starts from what the longest durations show, when counts are given."""
     lo, hi = lapse_bounds
@@ -246,12 +248,12 @@ def fit_curve(duration_ms, n_correct, n_trials, core: str = "logistic",
     n = np.asarray(n_trials, dtype=float)
     core_cdf(core, np.zeros(1))  # rejects an unknown core with a clear message
     _check_lapse_bounds(lapse_bounds, guess)
-    bounds = _bounds(x, lapse_bounds, core)
+    bounds = parameter_bounds(x, lapse_bounds, core)
     # The vectorised scorer picks the basin from every start at once; scipy finishes from it
     # (a dozen scipy runs, one per start, cost ten times more).
-    theta, nll = fit_curves_batch(x, k[None], n[None], _starts(x, lapse_bounds, k, n), core, guess,
+    theta, nll = fit_curves_batch(x, k[None], n[None], start_points(x, lapse_bounds, k, n), core, guess,
                                   bounds, lapse_prior)
-    res = _minimize([tuple(theta[0])], x, k, n, core, guess, bounds, lapse_prior)
+    res = minimize_nll([tuple(theta[0])], x, k, n, core, guess, bounds, lapse_prior)
     best = res.x if res.fun < nll[0] else theta[0]
     return Curve(core, float(best[0]), float(math.exp(best[1])), float(best[2]), guess)
 
@@ -350,7 +352,7 @@ def fit_curves_batch(x, k, n, starts, core, guess, bounds, prior=None):
     rise = _core_inverse(core, 0.95) - _core_inverse(core, 0.05)
     step = np.exp(theta[:, 1]) * np.diff(np.unique(x)).min(initial=np.inf) > rise
     for i in np.flatnonzero(edge | (active & ~step)):
-        res = _minimize([tuple(theta[i])], x, k[i], n[i], core, guess, bounds, prior)
+        res = minimize_nll([tuple(theta[i])], x, k[i], n[i], core, guess, bounds, prior)
         if res.fun < nll[i]:
             theta[i], nll[i] = res.x, res.fun
     return theta, nll
@@ -648,7 +650,7 @@ def fit_psychometric(df: pd.DataFrame, core: str = "logistic", levels=DEFAULT_LE
     k, n = cluster_k.sum(axis=0), cluster_n.sum(axis=0)
     curve = fit_curve(durations, k, n, core, lapse_bounds, lapse_prior=lapse_prior)
     x = np.log(durations)
-    bounds = _bounds(x, lapse_bounds, core)
+    bounds = parameter_bounds(x, lapse_bounds, core)
 
     trend = trend_check(x, cluster_k, cluster_n, n_strata)
     chance = chance_check(curve, durations, cluster_k, cluster_n, n_strata)
@@ -672,7 +674,7 @@ def fit_psychometric(df: pd.DataFrame, core: str = "logistic", levels=DEFAULT_LE
     if n_boot > 0:
         weights = resampling.bootstrap_weights(clusters, n_boot, ("psychometric", core, *seed))
         # A duration a replicate did not draw has n = 0 and adds nothing to its likelihood.
-        starts = [(curve.location, math.log(curve.slope), curve.lapse)] + _starts(x, lapse_bounds, k, n)
+        starts = [(curve.location, math.log(curve.slope), curve.lapse)] + start_points(x, lapse_bounds, k, n)
         theta, _ = fit_curves_batch(x, weights @ cluster_k, weights @ cluster_n, starts, core,
                                     curve.guess, bounds, lapse_prior)
         boot_curves = [Curve(core, float(t[0]), float(math.exp(t[1])), float(t[2]), curve.guess)
@@ -746,7 +748,7 @@ def fit_rate_curve(duration_ms, n_yes, n_trials, core: str = "logistic") -> Rate
         p = np.clip(p, _EPS, 1 - _EPS)
         return -np.sum(k * np.log(p) + (n - k) * np.log1p(-p))
 
-    bounds = _bounds(x, (0.0, 1.0))[:2] + [(0.0, 1.0), (0.0, 1.0)]
+    bounds = parameter_bounds(x, (0.0, 1.0))[:2] + [(0.0, 1.0), (0.0, 1.0)]
     starts = [(loc, 0.0, rates[0], rates[-1]) for loc in np.quantile(x, [0.25, 0.5, 0.75])]
     best = min((optimize.minimize(nll, s, method="L-BFGS-B", bounds=bounds) for s in starts),
                key=lambda r: r.fun)

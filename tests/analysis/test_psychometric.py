@@ -79,9 +79,9 @@ def test_batch_fits_match_scipy_on_bootstrap_replicates():
     n = clusters.sums(onehot)
     weights = resampling.bootstrap_weights(clusters, 40, ("batch-test",))
     x = np.log(d.astype(float))
-    bounds = psy._bounds(x, psy.DEFAULT_LAPSE_BOUNDS)
+    bounds = psy.parameter_bounds(x, psy.DEFAULT_LAPSE_BOUNDS)
     point = fit_curve(d, k.sum(0), n.sum(0))
-    starts = [(point.location, math.log(point.slope), point.lapse)] + psy._starts(x, psy.DEFAULT_LAPSE_BOUNDS)
+    starts = [(point.location, math.log(point.slope), point.lapse)] + psy.start_points(x, psy.DEFAULT_LAPSE_BOUNDS)
     theta, nll = psy.fit_curves_batch(x, weights @ k, weights @ n, starts, "logistic", 0.5, bounds)
     # The reference: scipy from a dense grid of starts, far more than the fitter uses.
     grid = [(loc, math.log(s), lapse) for loc in np.quantile(x, [0, 0.25, 0.5, 0.75, 1])
@@ -89,7 +89,7 @@ def test_batch_fits_match_scipy_on_bootstrap_replicates():
     step_slope = 2 * math.log(19) / np.diff(x).min()   # a 5%-95% rise within the closest two durations
     for i, (kb, nb) in enumerate(zip(weights @ k, weights @ n)):
         with threadpool_limits(1, user_api="blas"):  # as the fitter does: tiny problems
-            best = psy._minimize(grid, x, kb, nb, "logistic", 0.5, bounds)
+            best = psy.minimize_nll(grid, x, kb, nb, "logistic", 0.5, bounds)
         if nll[i] > best.fun + 1e-4:
             # Only a step may stop short, creeping towards the slope bound: its thresholds
             # are in place already.

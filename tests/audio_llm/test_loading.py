@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -84,19 +83,13 @@ def test_hub_id_is_served_from_the_cache_at_the_requested_revision(tmp_path, mon
         Qwen2AudioBackend(model_path=repo, revision="v2", device="cpu")
 
 
-def test_code_shipped_in_a_checkpoint_is_never_run(tmp_path, tiny_checkpoint):
-    checkpoint = tmp_path / "remote-code"
-    shutil.copytree(tiny_checkpoint, checkpoint)
-    marker = tmp_path / "remote-code-ran"
-    (checkpoint / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
-                                        "from transformers import Qwen2AudioForConditionalGeneration as Model\n"
-                                        "from transformers import Qwen2AudioProcessor as Processor\n")
-    for name, key, target in (("config.json", "AutoModelForCausalLM", "evil.Model"),
-                              ("processor_config.json", "AutoProcessor", "evil.Processor"),
-                              ("tokenizer_config.json", "AutoTokenizer", ["evil.Processor", None])):
-        data = json.loads((checkpoint / name).read_text())
-        data["auto_map"] = {key: target}
-        (checkpoint / name).write_text(json.dumps(data))
+def test_code_shipped_in_a_checkpoint_is_never_run(tmp_path, tiny_checkpoint, make_remote_code_checkpoint):
+    checkpoint, marker = make_remote_code_checkpoint(
+        tiny_checkpoint, tmp_path,
+        {"Model": "Qwen2AudioForConditionalGeneration", "Processor": "Qwen2AudioProcessor"},
+        {"config.json": ("AutoModelForCausalLM", "evil.Model"),
+         "processor_config.json": ("AutoProcessor", "evil.Processor"),
+         "tokenizer_config.json": ("AutoTokenizer", ["evil.Processor", None])})
     backend = Qwen2AudioBackend(model_path=str(checkpoint), device="cpu")
     assert type(backend.loaded.model).__module__.startswith("transformers.")
     assert not marker.exists()

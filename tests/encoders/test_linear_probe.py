@@ -3,9 +3,7 @@ transformers and scikit-learn called directly."""
 
 from __future__ import annotations
 
-import json
 import math
-import shutil
 
 import numpy as np
 import pytest
@@ -127,18 +125,12 @@ def test_registered_and_trained_on_the_evaluated_sets_by_default(tiny_wav2vec2, 
         create_backend("linear-probe", {"model_path": str(tiny_wav2vec2), "probe_folds": "1"})
 
 
-def test_code_shipped_in_a_checkpoint_is_never_run(tmp_path, tiny_wav2vec2, probe_set, mixed_requests):
-    checkpoint = tmp_path / "remote-code"
-    shutil.copytree(tiny_wav2vec2, checkpoint)
-    marker = tmp_path / "remote-code-ran"
-    (checkpoint / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n"
-                                        "from transformers import Wav2Vec2Model as Model\n"
-                                        "from transformers import Wav2Vec2FeatureExtractor as Features\n")
-    for name, key, target in (("config.json", "AutoModel", "evil.Model"),
-                              ("preprocessor_config.json", "AutoFeatureExtractor", "evil.Features")):
-        data = json.loads((checkpoint / name).read_text())
-        data["auto_map"] = {key: target}
-        (checkpoint / name).write_text(json.dumps(data))
+def test_code_shipped_in_a_checkpoint_is_never_run(tmp_path, tiny_wav2vec2, probe_set, mixed_requests,
+                                                   make_remote_code_checkpoint):
+    checkpoint, marker = make_remote_code_checkpoint(
+        tiny_wav2vec2, tmp_path, {"Model": "Wav2Vec2Model", "Features": "Wav2Vec2FeatureExtractor"},
+        {"config.json": ("AutoModel", "evil.Model"),
+         "preprocessor_config.json": ("AutoFeatureExtractor", "evil.Features")})
     backend = probe(checkpoint, probe_set)
     assert backend.predict_batch(mixed_requests[:1])[0].p_speech is not None
     assert type(backend.model).__module__.startswith("transformers.") and not marker.exists()
