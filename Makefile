@@ -21,4 +21,4 @@ demo: setup
 	$(VENV)/bin/pytest evals --qsm-model silero-vad
 
 test: setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n auto
