@@ -113,6 +113,7 @@ class LinearProbeBackend(TransformersAudioBackend):
         # presented-waveform hash -> pooled features, from training: a case the runner asks
         # about later is not encoded twice (the same samples give the same features).
         self._encoded: dict[str, np.ndarray] = {}
+        self._encode_ms: float | None = None
 
     # -- the encoder ---------------------------------------------------------------------
 
@@ -312,6 +313,12 @@ class LinearProbeBackend(TransformersAudioBackend):
         return (next(iter(folds)) if folds else None), self.probes[next(iter(folds)) if folds else None]
 
     # -- answers -------------------------------------------------------------------------
+
+    @property
+    def training_encode_ms(self) -> float | None:
+        """Encoder time per training clip while fitting (None before the fit): an answer for a
+        clip encoded then counts it into its latency."""
+        return self._encode_ms
 
     def warmup(self) -> None:
         if self.probes is None:
