@@ -77,9 +77,11 @@ class ServeProcess:
         return _PROCESSES.get(self.pid) is None or _PROCESSES[self.pid].poll() is None
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after 15 s; the process may belong to another worker."""
+        """SIGTERM, then SIGKILL after 3 s; the process may belong to another worker. The
+        servers keep nothing worth a longer grace, and `transformers serve` waits out its open
+        keep-alive connections (15 s here cost 30 s of every session's teardown)."""
         process = _PROCESSES.pop(self.pid, None)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 3
         try:
             os.kill(self.pid, signal.SIGTERM)
             while time.monotonic() < deadline:
