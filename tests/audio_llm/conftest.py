@@ -8,12 +8,14 @@ directory with HF_HUB_OFFLINE=1, exactly as a user's local checkpoint would load
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from qsm_eval.backends import create_backend
 from qsm_eval.backends.audio_llm import Qwen2AudioBackend
@@ -77,3 +79,28 @@ def make_segments(make_segment_set, make_clip):
                                     duration_ms=duration, dataset="synth", source_id=f"rec{segment_id}"))
         return make_segment_set(directory, records, clips)
     return make
+
+
+@pytest.fixture(scope="session")
+def direct_answer_probabilities():
+    """The oracle of the scoring tests: (P(SPEECH), P(NONSPEECH)) of a backend's prompt for one
+    clip, from transformers alone (the family's processor, then one plain forward of the model
+    over prompt + answer for every spelling), no cache and no scoring code of ours."""
+    def probabilities(backend, waveform) -> tuple[float, float]:
+        processor, model = backend.processor, backend.loaded.model
+        prompt = processor(text=[backend.rendered.text], audio=[waveform], sampling_rate=16000,
+                           return_tensors="pt")
+        start = prompt["input_ids"].shape[1] - 1
+        totals = []
+        for sequences in (backend.answers.speech, backend.answers.nonspeech):
+            total = 0.0
+            for sequence in sequences:
+                ids = torch.cat([prompt["input_ids"], torch.tensor([sequence])], dim=-1)
+                inputs = {**prompt, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
+                with torch.no_grad():
+                    logits = model(**inputs).logits[0].float()
+                log_probs = torch.log_softmax(logits[start:start + len(sequence)], dim=-1)
+                total += math.exp(sum(log_probs[i, token].item() for i, token in enumerate(sequence)))
+            totals.append(total)
+        return totals[0], totals[1]
+    return probabilities

@@ -4,10 +4,8 @@ of the model over prompt + answer for every spelling)."""
 
 from __future__ import annotations
 
-import math
 
 import pytest
-import torch
 
 from qsm_eval.backends.audio_llm import AudioLlmBackend, Qwen2AudioBackend
 from qsm_eval.backends.audio_llm.synthetic import TINY_PROFILES
@@ -20,32 +18,16 @@ def load(checkpoint, **settings) -> AudioLlmBackend:
     return AudioLlmBackend(model_path=str(checkpoint), device="cpu", dtype="float32", **settings)
 
 
-def direct_p_speech(backend, waveform) -> tuple[float, float]:
-    """(p_speech, answer mass) from the processor and model alone, no cache, no code of ours."""
-    processor, model = backend.processor, backend.loaded.model
-    prompt = processor(text=[backend.rendered.text], audio=[waveform], sampling_rate=16000, return_tensors="pt")
-    sides = []
-    for sequences in (backend.answers.speech, backend.answers.nonspeech):
-        total = 0.0
-        for sequence in sequences:
-            ids = torch.cat([prompt["input_ids"], torch.tensor([sequence])], dim=-1)
-            with torch.no_grad():
-                logits = model(**{**prompt, "input_ids": ids, "attention_mask": torch.ones_like(ids)}).logits[0]
-            start = prompt["input_ids"].shape[1] - 1
-            log_probs = torch.log_softmax(logits[start:start + len(sequence)].float(), dim=-1)
-            total += math.exp(sum(log_probs[i, t].item() for i, t in enumerate(sequence)))
-        sides.append(total)
-    return sides[0] / (sides[0] + sides[1]), sides[0] + sides[1]
-
-
 @pytest.mark.parametrize("profile", TINY_PROFILES)
-def test_each_profile_answers_as_transformers_computes(tiny_checkpoints, mixed_requests, profile):
+def test_each_profile_answers_as_transformers_computes(tiny_checkpoints, mixed_requests, profile,
+                                                      direct_answer_probabilities):
     backend = load(tiny_checkpoints[profile])            # profile read off the checkpoint
     assert backend.profile.name == profile and backend.describe()["profile"] == profile
     chosen = [mixed_requests[i] for i in (0, 1, 4)]      # 40 ms tone, 1 s noise, 200 ms silence
     predictions = backend.predict_batch(chosen)
     for prediction, request in zip(predictions, chosen):
-        p_speech, mass = direct_p_speech(backend, request.waveform)
+        speech, nonspeech = direct_answer_probabilities(backend, request.waveform)
+        p_speech, mass = speech / (speech + nonspeech), speech + nonspeech
         assert prediction.error is None and prediction.parse_status == "logits"
         assert prediction.p_speech == pytest.approx(p_speech, abs=TOLERANCE)
         assert prediction.answer_mass == pytest.approx(mass, rel=1e-4)

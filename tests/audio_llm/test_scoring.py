@@ -8,10 +8,8 @@ probabilities transformers' own forward gives for each whole spelling after the 
 
 from __future__ import annotations
 
-import math
 
 import pytest
-import torch
 
 from qsm_eval.backends.audio_llm.prompts import resolve_prompt
 from qsm_eval.backends.audio_llm.scoring import answer_sequences, spellings
@@ -79,30 +77,12 @@ def test_colliding_prompt_still_serves_generate_mode(make_backend, tmp_path):
     assert backend.answers is None
 
 
-def whole_answer_probabilities(backend, waveform) -> tuple[float, float]:
-    """P(SPEECH), P(NONSPEECH) from transformers directly: processor, then one plain forward per spelling."""
-    processor, model = backend.processor, backend.loaded.model
-    prompt = processor(text=[backend.rendered.text], audio=[waveform], sampling_rate=16000, return_tensors="pt")
-    totals = []
-    for sequences in (backend.answers.speech, backend.answers.nonspeech):
-        total = 0.0
-        for sequence in sequences:
-            ids = torch.cat([prompt["input_ids"], torch.tensor([sequence])], dim=-1)
-            inputs = {**prompt, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
-            with torch.no_grad():
-                logits = model(**inputs).logits[0].float()
-            start = prompt["input_ids"].shape[1] - 1
-            log_probs = torch.log_softmax(logits[start:start + len(sequence)], dim=-1)
-            total += math.exp(sum(log_probs[i, token].item() for i, token in enumerate(sequence)))
-        totals.append(total)
-    return totals[0], totals[1]
-
-
-def test_p_speech_and_mass_are_the_whole_answer_probabilities(make_backend, mixed_requests):
+def test_p_speech_and_mass_are_the_whole_answer_probabilities(make_backend, mixed_requests,
+                                                              direct_answer_probabilities):
     backend = make_backend()
     chosen = mixed_requests[:3]
     for prediction, request in zip(backend.predict_batch(chosen), chosen):
-        speech, nonspeech = whole_answer_probabilities(backend, request.waveform)
+        speech, nonspeech = direct_answer_probabilities(backend, request.waveform)
         assert prediction.p_speech == pytest.approx(speech / (speech + nonspeech), abs=TOLERANCE)
         assert prediction.answer_mass == pytest.approx(speech + nonspeech, rel=1e-4)
         assert prediction.label == ("SPEECH" if prediction.p_speech >= 0.5 else "NONSPEECH")
