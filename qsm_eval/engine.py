@@ -356,7 +356,9 @@ class Engine:
                                     self.sets[segment.set_dir].metadata_sha256)
 
     def upcoming(self, position: int) -> Iterator[Segment]:
-        raise NotImplementedError
+        """The cases this process runs after ``position``: none unless the role knows them
+        (the controller answers nothing, so it looks ahead at nothing)."""
+        return iter(())
 
     def worker_output(self) -> dict:
         return {}

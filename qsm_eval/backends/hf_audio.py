@@ -10,6 +10,7 @@ of waveforms becomes probabilities of SPEECH.
 
 from __future__ import annotations
 
+import abc
 import importlib.util
 import time
 from dataclasses import dataclass
@@ -91,28 +92,29 @@ class TransformersAudioBackend(Backend):
 
     # -- what a subclass says ------------------------------------------------------------
 
+    @abc.abstractmethod
     def effective_input(self, n_samples: int) -> int:
         """How many frames / positions of the model's input hold the clip's samples."""
-        raise NotImplementedError
 
     def max_samples(self) -> int | None:
         """The longest clip the model takes whole, or None when any length is fine."""
         return None
 
+    @abc.abstractmethod
     def least_input(self) -> str:
         """The shortest clip that gives one frame, in words, for the zero-input error."""
-        raise NotImplementedError
 
     def model_padding(self) -> str | None:
         """What the model's own front end pads every clip to (recorded in ``padding``)."""
         return None
 
+    @abc.abstractmethod
     def threshold(self) -> float:
         """SPEECH when p_speech is at or above this."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def score(self, rows: list[PresentedRow]) -> Scores:
-        raise NotImplementedError
+        """The model's p_speech (and raw text) for every presented row, in order."""
 
     # -- the shared flow -----------------------------------------------------------------
 
