@@ -58,10 +58,15 @@ class BlockScheduling:
         self._top_up(node)
 
     def mark_test_pending(self, item: str) -> None:
-        raise NotImplementedError("block scheduling does not re-queue single items")
+        """Run ``item`` again (a ``pytest_handlecrashitem`` plugin asks this of a crashed
+        case): it goes first in the queue, as a block of its own."""
+        self.queue.appendleft([self.collection.index(item)])
+        for node in self.nodes:
+            self._top_up(node)
 
     def remove_pending_tests_from_node(self, node, indices: Sequence[int]) -> None:
-        raise NotImplementedError("block scheduling does not steal work")
+        # xdist calls this only after a 'steal' command, which block scheduling never sends.
+        raise RuntimeError(f"block scheduling sent no steal, yet {node.gateway.id} unscheduled {list(indices)}")
 
     def remove_node(self, node) -> str | None:
         """A node that left: a crash leaves positions pending, given back to the others."""

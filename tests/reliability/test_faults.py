@@ -124,6 +124,34 @@ def test_a_killed_xdist_worker_costs_only_its_case(eval_project, small_set):
     assert manifest(out)["status"] == "complete" and manifest(out)["n_results"] == 11
 
 
+def test_a_crashed_case_that_a_plugin_reruns_is_answered_once(eval_project, small_set):
+    # pytest_handlecrashitem hands the crashed case back to the scheduler (mark_test_pending).
+    eval_project.makeconftest("""
+        import os
+
+        seen = []
+
+        def pytest_runtest_call(item):
+            worker = getattr(item.config, "workerinput", {}).get("workerid")
+            seen.append(item.nodeid)
+            marker = item.path.parent / "crashed-once"
+            if worker == "gw0" and len(seen) == 2 and not marker.exists():
+                marker.write_text(item.nodeid)
+                os._exit(1)
+
+        def pytest_handlecrashitem(crashitem, report, sched):
+            sched.mark_test_pending(crashitem)
+            report.outcome = "rerun"
+    """)
+    out = eval_project.path / "run"
+    result = eval_project.runpytest(*eval_args(small_set, out, "-n", "2", "--qsm-batch-size", "2"))
+    assert "INTERNALERROR" not in result.stdout.str()
+    crashed = (eval_project.path / "crashed-once").read_text()
+    rows = pd.read_parquet(out / RESULTS_FILE)
+    assert len(rows) == 12 and rows["case_id"].is_unique
+    assert crashed.split("::")[-1] in set(rows["case_id"])
+
+
 @pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["plain", "xdist"])
 def test_an_unusable_cache_is_one_usage_error(eval_project, small_set, tmp_path, workers):
     a_file = tmp_path / "not-a-directory"
