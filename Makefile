@@ -8,12 +8,14 @@ PYTHON ?= python3
 
 setup: $(VENV)/.installed
 
-# torch first and pinned: a CPU build lies on disk on these machines, and an unpinned torch
-# would pull a multi-GB CUDA build. Re-run when pyproject.toml changes.
+# torch first and pinned, with the torchvision built for it (Qwen2.5-Omni's processor needs
+# torchvision; a torchvision of another torch fails to import): an unpinned torch would pull
+# whatever build is newest. Re-run when pyproject.toml changes.
+TORCH ?= torch==2.14.1 torchvision==0.29.1
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet torch==2.13.0
+	$(VENV)/bin/pip install --quiet $(TORCH)
 	$(VENV)/bin/pip install --quiet -e '.[dev]'
 	touch $@
 

@@ -4,8 +4,12 @@ of the model over prompt + answer for every spelling)."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 
 import pytest
+import torch
 
 from qsm_eval.backends.audio_llm import AudioLlmBackend, Qwen2AudioBackend
 from qsm_eval.backends.audio_llm.synthetic import TINY_PROFILES
@@ -36,7 +40,7 @@ def test_each_profile_answers_as_transformers_computes(tiny_checkpoints, mixed_r
 
 
 def test_prompt_text_and_template_source_per_profile(tiny_checkpoints):
-    instruct, base, flamingo = (load(tiny_checkpoints[p]) for p in TINY_PROFILES)
+    instruct, base, flamingo, omni = (load(tiny_checkpoints[p]) for p in TINY_PROFILES)
     assert instruct.describe()["chat_template"] == "checkpoint"
     assert instruct.rendered.text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
     # The base model: its documented raw prompt, no chat template, no system turn.
@@ -47,7 +51,13 @@ def test_prompt_text_and_template_source_per_profile(tiny_checkpoints):
     assert flamingo.describe()["chat_template"] == "checkpoint"
     assert "<|im_start|>user\n<sound>Does this audio" in flamingo.rendered.text
     assert flamingo.rendered.text.endswith("<|im_start|>assistant\n")
-    assert len({b.prompt_sha256 for b in (instruct, base, flamingo)}) == 3
+    # Qwen2.5-Omni: the audio wrapped in its own markers where it stands in the turn, and our
+    # explicit system turn in place of the template's "virtual human" default.
+    assert omni.describe()["chat_template"] == "checkpoint"
+    assert "<|im_start|>user\n<|audio_bos|><|AUDIO|><|audio_eos|>Does this audio" in omni.rendered.text
+    assert omni.rendered.text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
+    assert "virtual human" not in omni.rendered.text
+    assert len({b.prompt_sha256 for b in (instruct, base, flamingo, omni)}) == 4
 
 
 def test_instruct_profile_on_a_checkpoint_without_template_says_whose_template_it_used(tiny_checkpoints):
@@ -62,6 +72,10 @@ def test_profile_of_another_family_is_refused_before_loading(tiny_checkpoints):
         load(tiny_checkpoints["audio-flamingo-3"], llm_profile="qwen2-audio")
     with pytest.raises(BackendError, match="model_type 'qwen2_audio', profile audio-flamingo-3 expects"):
         load(tiny_checkpoints["qwen2-audio"], llm_profile="audio-flamingo-3")
+    with pytest.raises(BackendError, match="model_type 'qwen2_5_omni', profile audio-flamingo-3 expects"):
+        load(tiny_checkpoints["qwen2.5-omni"], llm_profile="audio-flamingo-3")
+    with pytest.raises(BackendError, match="model_type 'qwen2_audio', profile qwen2.5-omni expects 'qwen2_5_omni'"):
+        load(tiny_checkpoints["qwen2-audio"], llm_profile="qwen2.5-omni")
     with pytest.raises(BackendError, match="not the qwen2-audio backend's profile"):
         Qwen2AudioBackend(model_path=str(tiny_checkpoints["qwen2-audio"]), llm_profile="audio-flamingo-3")
 
@@ -69,3 +83,37 @@ def test_profile_of_another_family_is_refused_before_loading(tiny_checkpoints):
 def test_fast_encoder_is_refused_where_the_family_has_none(tiny_checkpoints):
     with pytest.raises(BackendError, match="profile audio-flamingo-3 has none"):
         load(tiny_checkpoints["audio-flamingo-3"], fast_encoder=True)
+
+
+def test_omni_loads_the_thinker_alone_and_leaves_the_speech_output_unread(tiny_checkpoints, tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    checkpoint = tiny_checkpoints["qwen2.5-omni"]
+    with safe_open(checkpoint / "model.safetensors", "pt") as weights:
+        parts = {key.split(".")[0] for key in weights.keys()}
+    assert parts == {"thinker", "talker", "token2wav"}             # as the real checkpoint holds
+    backend = load(checkpoint)
+    assert type(backend.loaded.model).__name__ == "Qwen2_5OmniThinkerForConditionalGeneration"
+    # Weights outside the thinker and the two speech-output parts are still refused.
+    broken = tmp_path / "extra"
+    shutil.copytree(checkpoint, broken)
+    tensors = load_file(broken / "model.safetensors")
+    save_file({**tensors, "thinker.model.extra_head.weight": torch.zeros(2, 2)},
+              broken / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(BackendError, match=r"1 unexpected keys \(model\.\S*extra_head\.weight\)"):
+        load(broken)
+
+
+def test_omni_without_torchvision_is_one_clear_line(tiny_checkpoints):
+    # A process where torchvision cannot be imported, as on an install without the omni extra.
+    code = ("import sys; sys.modules['torchvision'] = None\n"
+            "from qsm_eval.backends.audio_llm import AudioLlmBackend\n"
+            "from qsm_eval.backends.base import BackendError\n"
+            "try:\n"
+            f"    AudioLlmBackend(model_path={str(tiny_checkpoints['qwen2.5-omni'])!r}, device='cpu')\n"
+            "except BackendError as exc:\n"
+            "    print(exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "profile qwen2.5-omni needs torchvision, which does not import here" in out
+    assert "pip install 'qsm-eval[omni]'" in out

@@ -71,10 +71,10 @@ def build_processor_inputs(processor, profile, prompt_text: str, waveforms: list
     """Inputs from the family's processor itself, left-padded; audio tokens counted in the ids."""
     import torch
 
-    # Text padding comes from the processor's own defaults: a "padding" here would reach the
-    # feature extractor too and cut the features short of the 30 s the encoder expects.
+    # Text padding goes to the tokenizer alone: a plain "padding" would reach the feature
+    # extractor too and cut the features short of the 30 s the encoder expects.
     out = processor(text=[prompt_text] * len(waveforms), audio=list(waveforms), sampling_rate=SAMPLE_RATE,
-                    return_tensors="pt")
+                    text_kwargs={"padding": "longest"}, return_tensors="pt")
     mask = out["attention_mask"]
     audio_id = processor.tokenizer.convert_tokens_to_ids(profile.audio_token)
     counts = (out["input_ids"] == audio_id).sum(-1).tolist()

@@ -15,8 +15,10 @@ classes are used, never code shipped inside a checkpoint (trust_remote_code stay
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,17 @@ def check_family(directory: str, profile, model_type: str | None) -> None:
             f"{directory} is not a {profile.family} checkpoint: its config.json has model_type "
             f"{model_type!r}, profile {profile.name} expects {' or '.join(map(repr, profile.model_types))}; "
             f"point --qsm-model-path at a {profile.family} checkpoint or pick the matching backend/profile")
+
+
+def check_needs(profile) -> None:
+    """Refuse, in one line, a family whose processor needs a package that does not import."""
+    for module in profile.needs:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:   # ImportError, or a build that does not fit the torch installed
+            raise BackendError(
+                f"profile {profile.name} needs {module}, which does not import here ({_first_line(exc)}): "
+                f"pip install 'qsm-eval[{profile.extra}]' (a {module} built for the torch installed)") from None
 
 
 def has_own_chat_template(directory: str) -> bool:
@@ -172,6 +185,7 @@ def load(settings: dict, profile=None) -> LoadedModel:
             raise BackendError(f"{directory}: config.json model_type {model_type!r} is no audio LLM this "
                                f"backend serves; known profiles: {known}")
     check_family(directory, profile, model_type)
+    check_needs(profile)
     if not weight_files(directory):
         raise BackendError(f"{directory} holds no weight files (*.safetensors, *.bin): the model would "
                            f"answer from random weights; point --qsm-model-path at a complete checkpoint")
@@ -186,10 +200,10 @@ def load(settings: dict, profile=None) -> LoadedModel:
     try:
         processor = getattr(transformers, profile.processor_class).from_pretrained(directory, **_OFFLINE)
         model, info = getattr(transformers, profile.model_class).from_pretrained(
-            directory, output_loading_info=True, **kwargs)
+            directory, output_loading_info=True, **_part_of_checkpoint(directory, profile), **kwargs)
     except (OSError, ValueError) as exc:
         raise BackendError(f"cannot load {profile.family} from {directory}: {_first_line(exc)}") from exc
-    _check_loaded_weights(directory, info)
+    _check_loaded_weights(directory, info, unused=profile.unused_weights)
     if device_map is None:
         model = model.to(device)
     else:
@@ -212,11 +226,30 @@ def load(settings: dict, profile=None) -> LoadedModel:
                        weights_sha256=weights_fingerprint(directory) if local else None)
 
 
-def _check_loaded_weights(directory: str, info: dict) -> None:
-    """Refuse weights the model lacks (it would answer from random ones) or does not know."""
+def _part_of_checkpoint(directory: str, profile) -> dict[str, Any]:
+    """from_pretrained keywords that load only the answering part of a larger checkpoint:
+    its own config (a sub-config of config.json) and its weights with their prefix removed."""
+    if not profile.config_part:
+        return {}
+    import transformers
+
+    whole = transformers.AutoConfig.from_pretrained(directory, **_OFFLINE)
+    part = getattr(whole, profile.config_part, None)
+    if part is None:
+        raise BackendError(f"{directory}: config.json has no {profile.config_part}, which every "
+                           f"{profile.family} checkpoint has; the checkpoint is incomplete")
+    return {"config": part, "key_mapping": {f"^{re.escape(profile.weights_prefix)}": ""}}
+
+
+def _check_loaded_weights(directory: str, info: dict, unused: tuple[str, ...] = ()) -> None:
+    """Refuse weights the model lacks (it would answer from random ones) or does not know.
+
+    ``unused``: prefixes of checkpoint parts the profile leaves unbuilt on purpose (their
+    weights are unexpected by design, not a sign of another model)."""
     problems = []
     for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
-        keys = sorted(str(k) for k in info.get(kind) or ())
+        keys = sorted(str(k) for k in info.get(kind) or ()
+                      if not (kind == "unexpected_keys" and str(k).startswith(unused)))
         if keys:
             shown = ", ".join(keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
             problems.append(f"{len(keys)} {kind.replace('_', ' ')} ({shown})")

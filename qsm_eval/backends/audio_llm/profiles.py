@@ -32,6 +32,16 @@ class Profile:
     raw_prefix: str = ""            # raw prompts: the audio part before the question
     # Qwen2-Audio only: inputs built here (fewer mel frames) and the fast encoder path.
     own_inputs: bool = False
+    # A family whose checkpoint holds more than the text-answering model (Qwen2.5-Omni's
+    # speech-output talker): the config.json key of the answering part's config, the prefix
+    # its weights carry there, and the prefixes of the parts never built (their weights are
+    # left unread, not taken for a sign of another model).
+    # Python packages the family's processor needs beyond transformers, and the extra that has them.
+    needs: tuple[str, ...] = ()
+    extra: str = "qwen"
+    config_part: str | None = None
+    weights_prefix: str | None = None
+    unused_weights: tuple[str, ...] = ()
 
     @property
     def fast_encoder(self) -> bool:
@@ -56,7 +66,18 @@ AUDIO_FLAMINGO_3 = Profile(
     processor_class="AudioFlamingo3Processor", audio_token="<sound>", feature_mask="input_features_mask",
     prompt_format="chat")
 
-PROFILES = {p.name: p for p in (QWEN2_AUDIO, QWEN2_AUDIO_BASE, AUDIO_FLAMINGO_3)}
+# Qwen2.5-Omni: the thinker answers in text and is loaded on its own, from the checkpoint's
+# thinker_config and thinker.* weights; the talker and token2wav (speech output) are never built.
+# Its processor holds a video processor, which transformers builds on torchvision.
+QWEN2_5_OMNI = Profile(
+    name="qwen2.5-omni", family="Qwen2.5-Omni (thinker)", default_model="Qwen/Qwen2.5-Omni-7B",
+    model_types=("qwen2_5_omni",), model_class="Qwen2_5OmniThinkerForConditionalGeneration",
+    processor_class="Qwen2_5OmniProcessor", audio_token="<|AUDIO|>", feature_mask="feature_attention_mask",
+    prompt_format="chat", needs=("torchvision",), extra="omni",
+    config_part="thinker_config", weights_prefix="thinker.",
+    unused_weights=("talker.", "token2wav."))
+
+PROFILES = {p.name: p for p in (QWEN2_AUDIO, QWEN2_AUDIO_BASE, AUDIO_FLAMINGO_3, QWEN2_5_OMNI)}
 AUTO = "auto"
 
 

@@ -199,7 +199,99 @@ def af3_model(tokenizer, *, seed: int, init_range: float):
     return model.eval()
 
 
-TINY_PROFILES = ("qwen2-audio", "qwen2-audio-base", "audio-flamingo-3")
+# Qwen2.5-Omni's tokenizer names its multimodal tokens (the processor reads them as
+# tokenizer.audio_token and so on); these are the ones the thinker's processor asks for.
+OMNI_NAMED_TOKENS = {
+    "audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>",
+    "image_token": "<|IMAGE|>", "video_token": "<|VIDEO|>",
+    "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
+}
+OMNI_SPECIAL_TOKENS = (*SPECIAL_TOKENS, "<|IMAGE|>", "<|VIDEO|>", "<|vision_bos|>", "<|vision_eos|>")
+# The Qwen2.5-Omni chat format (Qwen/Qwen2.5-Omni-7B): ChatML; each audio part is wrapped in
+# <|audio_bos|>...<|audio_eos|> where it stands in the turn; the default system turn is the
+# model card's "virtual human" one, used only when the chat has none.
+OMNI_DEFAULT_SYSTEM = ("You are Qwen, a virtual human developed by the Qwen Team, Alibaba Group, capable of "
+                       "perceiving auditory and visual inputs, as well as generating text and speech.")
+OMNI_CHAT_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}<|im_start|>system\n" + OMNI_DEFAULT_SYSTEM + "<|im_end|>\n{% endif %}"
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'audio' %}<|audio_bos|><|AUDIO|><|audio_eos|>"
+    "{% elif part['type'] == 'image' %}<|vision_bos|><|IMAGE|><|vision_eos|>"
+    "{% elif part['type'] == 'video' %}<|vision_bos|><|VIDEO|><|vision_eos|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_omni_processor():
+    """A Qwen2_5OmniProcessor: the Qwen2-style tokenizer with Omni's named tokens, Whisper
+    features, the Qwen2-VL image and video processors (unused here, but the processor needs
+    them: the video processor is why this family needs torchvision), and Omni's chat format."""
+    from transformers import (PreTrainedTokenizerFast, Qwen2_5OmniProcessor, Qwen2VLImageProcessor,
+                              Qwen2VLVideoProcessor)
+
+    core = build_tokenizer(OMNI_SPECIAL_TOKENS).backend_tokenizer
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core, eos_token="<|im_end|>", pad_token="<|endoftext|>", padding_side="left",
+        model_max_length=32768, extra_special_tokens=OMNI_NAMED_TOKENS)
+    return Qwen2_5OmniProcessor(image_processor=Qwen2VLImageProcessor(), video_processor=Qwen2VLVideoProcessor(),
+                                feature_extractor=_features(), tokenizer=tokenizer,
+                                chat_template=OMNI_CHAT_TEMPLATE)
+
+
+def omni_model(tokenizer, *, seed: int, init_range: float):
+    """A tiny Qwen2_5OmniForConditionalGeneration with random weights from ``seed``: the
+    thinker (audio encoder, a one-block vision encoder, the text model) and, as the real
+    checkpoint has them, a talker and token2wav for speech output that the profile never builds."""
+    import torch
+    from transformers import GenerationConfig, Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration
+
+    audio, text = _tiny_widths(init_range)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in OMNI_SPECIAL_TOKENS}
+    head_dim = text["hidden_size"] // text["num_attention_heads"]
+    # Multimodal rotary positions: (time, height, width) sections of half the head width.
+    rope = {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [1, 1, head_dim // 2 - 2]}
+    media = {"audio_token_index": ids["<|AUDIO|>"], "image_token_index": ids["<|IMAGE|>"],
+             "video_token_index": ids["<|VIDEO|>"], "audio_start_token_id": ids["<|audio_bos|>"],
+             "audio_end_token_id": ids["<|audio_eos|>"]}
+    thinker = {
+        # The real thinker's audio encoder is Whisper-large-v3's shape with a projection to the
+        # text width, reading its features in windows of 2 x n_window frames.
+        "audio_config": {**REAL_AUDIO_CONFIG, **audio, "output_dim": text["hidden_size"], "n_window": 100},
+        "vision_config": {"depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2,
+                          "out_hidden_size": text["hidden_size"], "fullatt_block_indexes": [0]},
+        "text_config": {**text, "vocab_size": len(tokenizer), "rms_norm_eps": 1e-6, "rope_parameters": rope,
+                        "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
+                        "pad_token_id": ids["<|endoftext|>"]},
+        **media, "vision_start_token_id": ids["<|vision_bos|>"], "vision_end_token_id": ids["<|vision_eos|>"],
+        "initializer_range": init_range,
+    }
+    codec = 64   # the talker's codec vocabulary; its four control codes at the top
+    talker = {**media, "vocab_size": codec, "embedding_size": text["hidden_size"], "hidden_size": 32,
+              "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2,
+              "head_dim": head_dim, "rope_parameters": rope, "tts_codec_start_token_id": codec - 4,
+              "tts_codec_end_token_id": codec - 3, "tts_codec_pad_token_id": codec - 2,
+              "tts_codec_mask_token_id": codec - 1}
+    token2wav = {
+        "dit_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "head_dim": 16,
+                       "emb_dim": 16, "enc_emb_dim": 16, "enc_dim": 16, "enc_channels": [16, 16, 16, 16, 48],
+                       "enc_attention_channels": 8, "enc_se_channels": 8, "look_ahead_layers": [0],
+                       "look_backward_layers": [0], "num_embeds": codec},
+        "bigvgan_config": {"upsample_initial_channel": 16, "resblock_kernel_sizes": [3],
+                           "resblock_dilation_sizes": [[1, 3, 5]], "upsample_rates": [2], "upsample_kernel_sizes": [4]},
+    }
+    torch.manual_seed(seed)
+    model = Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(
+        thinker_config=thinker, talker_config=talker, token2wav_config=token2wav, enable_audio_output=True))
+    model.thinker.generation_config = GenerationConfig(
+        eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"], do_sample=False)
+    return model.eval()
+
+
+TINY_PROFILES = ("qwen2-audio", "qwen2-audio-base", "audio-flamingo-3", "qwen2.5-omni")
 
 
 def save_tiny_checkpoint(directory: str | Path, *, seed: int = 0, init_range: float = 0.02,
@@ -208,12 +300,16 @@ def save_tiny_checkpoint(directory: str | Path, *, seed: int = 0, init_range: fl
 
     ``qwen2-audio``: with the Instruct chat template as a file of its own, as the hub
     checkpoint has it; ``qwen2-audio-base``: the same without any chat template, as the base
-    Qwen2-Audio-7B; ``audio-flamingo-3``: an AF3 checkpoint with its chat template.
+    Qwen2-Audio-7B; ``audio-flamingo-3``: an AF3 checkpoint with its chat template;
+    ``qwen2.5-omni``: a whole Qwen2.5-Omni checkpoint (thinker, talker, token2wav) with its template.
     """
     directory = Path(directory)
     if profile == "audio-flamingo-3":
         processor = build_af3_processor()
         model = af3_model(processor.tokenizer, seed=seed, init_range=init_range)
+    elif profile == "qwen2.5-omni":
+        processor = build_omni_processor()
+        model = omni_model(processor.tokenizer, seed=seed, init_range=init_range)
     elif profile in ("qwen2-audio", "qwen2-audio-base"):
         processor = build_processor()
         model = build_model(tiny_config(processor.tokenizer, init_range=init_range), seed=seed)
