@@ -1,7 +1,7 @@
 """Segments per second of Whisper-large-v3's no-speech path (the whisper backend's scoring).
 
 Random weights on the real large-v3 architecture (config values of openai/whisper-large-v3;
-no download) and the backend's own function, ``whisper.no_speech_probabilities``: log-mel
+no download) and the backend's own functions, ``whisper.log_mel`` and ``no_speech_probabilities``: log-mel
 features on the model's device, the 30 s encoder pass, one decoder position after
 <|startoftranscript|>, the softmax over the 51866-token vocabulary. Clips of 40 ms to 1 s
 (the range the eval sets cover); every batch is timed after one untimed warm-up batch, the
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from qsm_eval.backends.encoder_synthetic import WHISPER_LARGE_V3, WHISPER_LARGE_V3_NO_TIMESTAMPS, whisper_large_v3
-from qsm_eval.backends.whisper import no_speech_probabilities
+from qsm_eval.backends.whisper import log_mel, no_speech_probabilities
 
 DURATIONS_MS = (40, 100, 200, 500, 1000)
 START_OF_TRANSCRIPT = WHISPER_LARGE_V3["decoder_start_token_id"]
@@ -57,7 +57,7 @@ def run_benchmark(device: str = "cuda", dtype: str = "bfloat16", batch_size: int
     chunks = [clips[i:i + batch_size] for i in range(0, len(clips), batch_size)]
 
     def score(chunk):
-        return no_speech_probabilities(model, features, chunk, start_id=START_OF_TRANSCRIPT,
+        return no_speech_probabilities(model, log_mel(features, chunk, device), start_id=START_OF_TRANSCRIPT,
                                        no_speech_id=NO_SPEECH, device=device, dtype=torch_dtype)
 
     score(chunks[0])      # warm-up: kernel selection, allocator

@@ -4,7 +4,8 @@ Keyed by the sha256 of the backend's fingerprint (model, revision, prompt, prese
 every setting that changes an answer), of the clip's samples and of its presentation seed
 (noise padding depends on it), so a changed setting or a changed clip never reads a stale
 answer. Stored in SQLite: one file, safe for several
-xdist workers at once.
+xdist workers at once; within a process, one lock serialises the runner's preparation thread
+(lookups) and its caller (writes) on the one connection.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Iterable
 
@@ -40,6 +42,7 @@ class PredictionCache:
                 f"--qsm-cache {directory}: cannot be used as a prediction cache ({exc}); name a "
                 f"writable directory, or remove {self.path} if it is damaged") from None
         self._fingerprints: dict[int, str] = {}
+        self._lock = threading.Lock()
 
     def _key(self, backend: Backend, request: AudioRequest) -> str:
         fingerprint = self._fingerprints.get(id(backend))
@@ -51,8 +54,9 @@ class PredictionCache:
         return digest.hexdigest()
 
     def get(self, backend: Backend, request: AudioRequest) -> Prediction | None:
-        row = self._db.execute("SELECT prediction FROM predictions WHERE key = ?",
-                               (self._key(backend, request),)).fetchone()
+        key = self._key(backend, request)
+        with self._lock:
+            row = self._db.execute("SELECT prediction FROM predictions WHERE key = ?", (key,)).fetchone()
         return Prediction(**json.loads(row[0])) if row else None
 
     def put_many(self, backend: Backend, answers: Iterable[tuple[AudioRequest, Prediction]]) -> None:
@@ -60,8 +64,9 @@ class PredictionCache:
         batch, not per clip, which cost more than the rest of the harness per case."""
         rows = [(self._key(backend, request), json.dumps(prediction.to_dict()))
                 for request, prediction in answers]
-        with self._db:  # commits at the end, rolls back on an error
+        with self._lock, self._db:  # commits at the end, rolls back on an error
             self._db.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?)", rows)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()

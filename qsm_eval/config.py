@@ -30,6 +30,11 @@ CORE_SETTINGS = (
     Option("device", str, "auto", "auto, cpu, cuda or cuda:N"),
     Option("dtype", str, "auto", "auto, bfloat16, float16 or float32"),
     Option("batch_size", int, None, "clips per model call (default: the backend's)", **POSITIVE),
+    Option("bucket_window", int, 4, "form each batch from the cases due in the next N batches, "
+           "taking those closest in duration to the case asked for (less padding); 1 keeps run "
+           "order; default 4", **POSITIVE),
+    Option("overlap", parse_bool, True, "prepare the next batch (audio, cache, features) on a "
+           "background thread while the model computes the current one; default true"),
     Option("limit", int, None, "run at most N eval cases (after -k/-m selection)", **POSITIVE),
     Option("out", str, DEFAULT_OUT, "run directory for results.parquet and run.json; "
            "{run_id} is replaced"),

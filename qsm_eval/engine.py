@@ -157,7 +157,9 @@ class Answerer:
             self.load_s = time.perf_counter() - started
             self.identity = self.backend.identity()
             cache = PredictionCache(self.settings["cache"]) if self.settings["cache"] else None
-            self.runner = Runner(self.backend, self.settings["batch_size"], cache=cache)
+            self.runner = Runner(self.backend, self.settings["batch_size"], cache=cache,
+                                 bucket_window=self.settings["bucket_window"],
+                                 overlap=self.settings["overlap"])
         return self.backend
 
     def answer(self, segment: Segment, upcoming: Iterator[Segment], case_id: str,
@@ -174,7 +176,7 @@ class Answerer:
             return {}
         info = dict(self.backend.describe())
         info["runner"] = {k: round(v, 6) if isinstance(v, float) else v for k, v in self.runner.stats.items()}
-        info["runner"].update(batch_size=self.runner.batch_size, load_s=round(self.load_s, 6))
+        info["runner"].update(self.runner.settings(), load_s=round(self.load_s, 6))
         timings = getattr(self.backend, "timings", None)
         if callable(timings):
             info["timings"] = timings()

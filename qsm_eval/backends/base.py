@@ -97,6 +97,22 @@ class Backend(abc.ABC):
     def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:
         """One Prediction per request, in order. Raise only for a whole-batch failure."""
 
+    # -- optional: a batch in two steps, so the runner can overlap them -------------------
+    # The runner prepares batch k+1 on a background thread while the model computes batch k.
+    # A backend that can split its work puts what needs no model (presentation, features,
+    # tokens on the CPU) in ``prepare`` and the rest in ``predict_prepared``; the defaults
+    # keep ``predict_batch`` whole. ``prepare`` runs beside ``predict_prepared`` of another
+    # batch (never beside another ``prepare``), so it must not touch what that one uses.
+
+    def prepare(self, requests: list[AudioRequest]) -> Any:
+        """The model-free part of a batch; what it returns goes to ``predict_prepared``.
+        Raise only for a whole-batch failure (the runner then prepares each clip alone)."""
+        return requests
+
+    def predict_prepared(self, prepared: Any) -> list[Prediction]:
+        """One Prediction per request ``prepare`` was given, in order."""
+        return self.predict_batch(prepared)
+
     def warmup(self) -> None:
         """Run once before timing starts (compile kernels, allocate buffers)."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import importlib.util
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +46,15 @@ class Scores:
     # Model time spent on a row outside this call (the probe's features encoded during its
     # fit), added to the row's latency so that it counts the whole cost of the answer.
     earlier_ms: list[float] | None = None
+
+
+@dataclass
+class PreparedRows:
+    """A batch after ``prepare``: the refused clips' answers, and per chunk its rows, what
+    ``prepare_rows`` gave for them and the seconds that took."""
+
+    answers: list[Prediction | None]
+    chunks: list[tuple[list[PresentedRow], Any, float]] = field(default_factory=list)
 
 
 class TransformersAudioBackend(Backend):
@@ -140,20 +149,39 @@ class TransformersAudioBackend(Backend):
             return failed
         return PresentedRow(index, request, waveform, n_input, padding)
 
-    def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:
-        answers: list[Prediction | None] = [None] * len(requests)
+    def prepare_rows(self, rows: list[PresentedRow]) -> Any:
+        """The model-free part of scoring a chunk, done ahead by ``prepare`` (Whisper: its
+        features, when they are computed on the CPU); None by default."""
+        return None
+
+    def score_prepared(self, rows: list[PresentedRow], prepared: Any) -> Scores:
+        """``score`` given what ``prepare_rows`` returned for the rows."""
+        return self.score(rows)
+
+    def prepare(self, requests: list[AudioRequest]) -> PreparedRows:
+        """Presentation, refusals and each chunk's ``prepare_rows``: the model-free part."""
+        prepared = PreparedRows(answers=[None] * len(requests))
         rows = []
         for index, request in enumerate(requests):
             presented = self.present(request, index)
             if isinstance(presented, Prediction):
-                answers[index] = presented
+                prepared.answers[index] = presented
             else:
                 rows.append(presented)
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start:start + self.batch_size]
             began = time.perf_counter()
-            scores = self.score(chunk)
-            latency_ms = 1000.0 * (time.perf_counter() - began) / len(chunk)
+            ahead = self.prepare_rows(chunk)
+            prepared.chunks.append((chunk, ahead, time.perf_counter() - began))
+        return prepared
+
+    def predict_prepared(self, prepared: PreparedRows) -> list[Prediction]:
+        answers = list(prepared.answers)
+        for chunk, ahead, prepare_s in prepared.chunks:
+            began = time.perf_counter()
+            scores = self.score_prepared(chunk, ahead)
+            # The chunk's preparation counts in its latency, wherever it ran.
+            latency_ms = 1000.0 * (time.perf_counter() - began + prepare_s) / len(chunk)
             earlier = scores.earlier_ms or [0.0] * len(chunk)
             for row, p_speech, raw, extra_ms in zip(chunk, scores.p_speech, scores.raw_output, earlier):
                 label, confidence = label_from_probability(p_speech, self.threshold())
@@ -162,6 +190,9 @@ class TransformersAudioBackend(Backend):
                     n_audio_tokens=row.n_input, parse_status="scores", padding=row.padding,
                     latency_ms=latency_ms + extra_ms)
         return answers
+
+    def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:
+        return self.predict_prepared(self.prepare(requests))
 
     def warmup(self) -> None:
         """One untimed chunk at the batch size (kernel selection, allocator)."""

@@ -69,19 +69,19 @@ def no_speech_token_id(tokenizer, generation_config) -> tuple[str, int]:
     return token, token_id
 
 
-def no_speech_probabilities(model, features, waveforms, *, start_id: int, no_speech_id: int,
-                            device, dtype):
-    """P(no speech) per clip (numpy): softmax over the vocabulary after <|startoftranscript|>.
+def log_mel(features, waveforms, device):
+    """Whisper's log-mel input features (transformers' torch STFT) on ``device``: on a GPU the
+    model's own, so a GPU run does not wait on the CPU for 30 s spectrograms."""
+    return features(waveforms, sampling_rate=SAMPLE_RATE, return_tensors="pt", device=str(device)).input_features
 
-    The log-mel features are computed on the model's device (transformers' torch STFT), so a
-    GPU run does not wait on the CPU for 30 s spectrograms.
-    """
+
+def no_speech_probabilities(model, input_features, *, start_id: int, no_speech_id: int, device, dtype):
+    """P(no speech) per clip (numpy): softmax over the vocabulary after <|startoftranscript|>."""
     import torch
 
-    inputs = features(waveforms, sampling_rate=SAMPLE_RATE, return_tensors="pt", device=str(device))
-    start = torch.full((len(waveforms), 1), start_id, dtype=torch.long, device=device)
+    start = torch.full((len(input_features), 1), start_id, dtype=torch.long, device=device)
     with torch.inference_mode():
-        logits = model(input_features=inputs.input_features.to(device, dtype), decoder_input_ids=start).logits
+        logits = model(input_features=input_features.to(device, dtype), decoder_input_ids=start).logits
     return logits[:, 0].float().softmax(dim=-1)[:, no_speech_id].cpu().numpy()
 
 
@@ -141,12 +141,23 @@ class WhisperBackend(TransformersAudioBackend):
     def threshold(self) -> float:
         return 1.0 - self.no_speech_threshold
 
-    def score(self, rows: list[PresentedRow]) -> Scores:
-        no_speech = no_speech_probabilities(
-            self.model, self.features, [row.waveform for row in rows], start_id=self.start_id,
-            no_speech_id=self.no_speech_id, device=self.device, dtype=self.dtype)
+    def prepare_rows(self, rows: list[PresentedRow]):
+        """The features, ahead of the model, when they are computed on the CPU."""
+        if self.device.type == "cuda":
+            return None
+        return log_mel(self.features, [row.waveform for row in rows], self.device)
+
+    def score_prepared(self, rows: list[PresentedRow], prepared) -> Scores:
+        features = prepared if prepared is not None else log_mel(
+            self.features, [row.waveform for row in rows], self.device)
+        no_speech = no_speech_probabilities(self.model, features, start_id=self.start_id,
+                                            no_speech_id=self.no_speech_id, device=self.device,
+                                            dtype=self.dtype)
         return Scores(p_speech=[1.0 - float(p) for p in no_speech],
                       raw_output=[f"P({self.no_speech_token})={float(p):.4f}" for p in no_speech])
+
+    def score(self, rows: list[PresentedRow]) -> Scores:
+        return self.score_prepared(rows, self.prepare_rows(rows))
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "no_speech_token": self.no_speech_token,

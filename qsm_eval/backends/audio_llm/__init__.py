@@ -12,6 +12,7 @@ module is.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,23 @@ DEVICE_MAP = Option("device_map", str, None, "a transformers device_map (e.g. au
 MAX_NEW_TOKENS = Option("max_new_tokens", int, 8, "generate mode: most new tokens per answer; "
                         "default 8", check=at_least_one, allowed="an integer >= 1")
 PAD = {option.name: option.default for option in PRESENTATION_OPTIONS}
+
+
+@dataclass
+class PreparedChunk:
+    """One model call's clips and, when the features are computed on the CPU, its inputs."""
+
+    clips: list
+    inputs: Any = None          # BatchInputs on the CPU, or None: built at prediction time
+    features_s: float = 0.0     # seconds the preparation took
+
+
+@dataclass
+class PreparedClips:
+    """A batch after ``prepare``: the refused clips' answers, and the chunks left to predict."""
+
+    answers: list[Prediction | None]
+    chunks: list[tuple[list[int], PreparedChunk]] = field(default_factory=list)
 
 
 class AudioLlmBackend(Backend):
@@ -176,24 +194,36 @@ class AudioLlmBackend(Backend):
         self.timer.reset()
         self._low_mass = 0
 
-    def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:
+    def prepare(self, requests: list[AudioRequest]) -> PreparedClips:
+        """Presentation, refusals and the CPU side of every chunk's inputs (features and
+        tokens, unless the features are computed on the GPU): what the runner overlaps with
+        the model's work on the batch before."""
         presented = [present(r, self.policy) for r in requests]
-        predictions: list[Prediction | None] = [None] * len(requests)
+        prepared = PreparedClips(answers=[None] * len(requests))
         runnable = []
         for i, (request, clip) in enumerate(zip(requests, presented)):
             problem = self._unservable(request, clip)
             if problem:
                 failed = Prediction.failed(problem)
                 failed.n_audio_tokens, failed.padding = clip.n_audio_tokens, clip.padding
-                predictions[i] = failed
+                prepared.answers[i] = failed
             else:
                 runnable.append(i)
-        size = int(self.settings.get("batch_size") or self.max_batch_size)
-        for start in range(0, len(runnable), max(size, 1)):
+        size = max(int(self.settings.get("batch_size") or self.max_batch_size), 1)
+        for start in range(0, len(runnable), size):
             chunk = runnable[start:start + size]
-            for i, prediction in zip(chunk, self._predict_chunk([presented[i] for i in chunk])):
-                predictions[i] = prediction
-        return predictions
+            prepared.chunks.append((chunk, self._prepare_chunk([presented[i] for i in chunk])))
+        return prepared
+
+    def predict_prepared(self, prepared: PreparedClips) -> list[Prediction]:
+        answers = list(prepared.answers)
+        for chunk, inputs in prepared.chunks:
+            for i, prediction in zip(chunk, self._predict_chunk(inputs)):
+                answers[i] = prediction
+        return answers
+
+    def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:
+        return self.predict_prepared(self.prepare(requests))
 
     def _unservable(self, request: AudioRequest, clip) -> str | None:
         if clip.n_audio_tokens == 0:
@@ -204,33 +234,60 @@ class AudioLlmBackend(Backend):
                     f"extractor takes; cut it into shorter segments")
         return None
 
-    def _inputs(self, clips):
-        from qsm_eval.backends.audio_llm.encoder import embed_inputs, frames_needed
+    def _cpu_features(self) -> bool:
+        """Whether the features are computed on the CPU (and so can be prepared ahead): the
+        Qwen2-Audio path computes them on the model's GPU when it has one."""
+        return not self.profile.own_inputs or self.loaded.device.type != "cuda"
+
+    def _batch_inputs(self, clips, feature_device: str):
+        from qsm_eval.backends.audio_llm.encoder import frames_needed
         from qsm_eval.backends.audio_llm.inputs import build_inputs, build_processor_inputs
 
-        device, model = self.loaded.device, self.loaded.model
         waveforms = [c.waveform for c in clips]
         if not self.profile.own_inputs:
-            return build_processor_inputs(self.processor, self.profile, self.rendered.text, waveforms).to(device), None
+            return build_processor_inputs(self.processor, self.profile, self.rendered.text, waveforms)
         fast = self.settings["fast_encoder"]
         frames = frames_needed(max(mel_frames(len(w)) for w in waveforms)) if fast else MAX_FRAMES
-        batch = build_inputs(self.processor, self.rendered.text, waveforms, frames=frames,
-                             feature_device=str(device) if device.type == "cuda" else "cpu").to(device)
+        return build_inputs(self.processor, self.rendered.text, waveforms, frames=frames,
+                            feature_device=feature_device)
+
+    def _prepare_chunk(self, clips) -> PreparedChunk:
+        if not self._cpu_features():
+            return PreparedChunk(clips)
+        started = time.perf_counter()
+        batch = self._batch_inputs(clips, "cpu")
+        return PreparedChunk(clips, batch, time.perf_counter() - started)
+
+    def _inputs(self, prepared: PreparedChunk):
+        from qsm_eval.backends.audio_llm.encoder import embed_inputs
+
+        device, model = self.loaded.device, self.loaded.model
+        batch = prepared.inputs
+        if batch is None:
+            batch = self._batch_inputs(prepared.clips, str(device))
+        batch = batch.to(device)
+        if not self.profile.own_inputs:
+            return batch, None
         # Audio goes in as embeddings on the Qwen2-Audio path (fast or standard encoder):
         # transformers' generate on raw input_features mistakes a batch whose clips all have
         # one audio token for its legacy unexpanded format.
-        embeds = embed_inputs(model, batch.input_ids, batch.input_features, batch.feature_attention_mask, fast=fast)
+        embeds = embed_inputs(model, batch.input_ids, batch.input_features, batch.feature_attention_mask,
+                              fast=self.settings["fast_encoder"])
         return batch, embeds
 
-    def _predict_chunk(self, clips) -> list[Prediction]:
+    def _predict_chunk(self, prepared: PreparedChunk) -> list[Prediction]:
         import torch
 
         from qsm_eval.backends.audio_llm.scoring import p_speech_and_mass, prefill, score_generate, score_logits
 
         s, model, tokenizer = self.settings, self.loaded.model, self.processor.tokenizer
+        clips = prepared.clips
         before = dict(self.timer.seconds)
+        # The features prepared ahead count in this chunk's time, added here (the timer is
+        # this thread's): a case's latency is the whole cost of its answer.
+        self.timer.seconds["features"] += prepared.features_s
         with self.timer.stage("features"):
-            batch, embeds = self._inputs(clips)
+            batch, embeds = self._inputs(prepared)
         if batch.n_audio_tokens != [c.n_audio_tokens for c in clips]:
             raise RuntimeError(f"audio-token counts disagree: inputs {batch.n_audio_tokens}, "
                                f"presentation {[c.n_audio_tokens for c in clips]}")
