@@ -158,9 +158,13 @@ class Answerer:
             self.identity = self.backend.identity()
             cache = PredictionCache(self.settings["cache"]) if self.settings["cache"] else None
             self.runner = Runner(self.backend, self.settings["batch_size"], cache=cache,
-                                 bucket_window=self.settings["bucket_window"],
-                                 overlap=self.settings["overlap"])
+                                 bucket_window=self.bucket_window(), overlap=self.settings["overlap"])
         return self.backend
+
+    def bucket_window(self) -> int:
+        """Run order when the run stops at a failure (-x, --maxfail): a batch bucketed from
+        several batches ahead would be work lost at the stop."""
+        return 1 if self.settings.get("maxfail") else self.settings["bucket_window"]
 
     def answer(self, segment: Segment, upcoming: Iterator[Segment], case_id: str,
                set_sha256: str | None):
@@ -474,9 +478,11 @@ class DistController(Engine):
 
 
 def start_engine(cli: dict, rootpath: Path, invocation_dir: Path, argv: list[str],
-                 workerinput: dict | None = None, distributing: bool = False) -> Engine:
-    """The engine of this process, its role picked once."""
+                 workerinput: dict | None = None, distributing: bool = False,
+                 maxfail: int = 0) -> Engine:
+    """The engine of this process, its role picked once. ``maxfail``: pytest's (-x is 1)."""
     settings = resolve_settings(cli, rootpath)
+    settings["maxfail"] = maxfail
     if workerinput is not None:
         return DistWorker(settings, invocation_dir, argv, workerinput)
     if distributing:

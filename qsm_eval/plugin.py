@@ -110,7 +110,8 @@ def pytest_configure(config: pytest.Config) -> None:
         engine = qsm_engine.start_engine(
             cli, config.rootpath, config.invocation_params.dir, list(config.invocation_params.args),
             workerinput=getattr(config, "workerinput", None),
-            distributing=config.pluginmanager.has_plugin("dsession"))
+            distributing=config.pluginmanager.has_plugin("dsession"),
+            maxfail=config.getoption("maxfail", 0) or 0)
     except (qsm_config.SettingsError, GateError, ValueError) as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[ENGINE_KEY] = engine

@@ -33,3 +33,22 @@ def test_batched_and_one_by_one_agree(backends, mixed_requests, name, dtype):
     alone = [backend.predict_batch([r])[0].p_speech for r in mixed_requests]
     np.testing.assert_allclose(batched, alone, atol=TOLERANCES[dtype])
     assert backend.describe()["dtype"] == dtype
+
+
+def test_whisper_features_prepared_ahead_give_the_same_answers(fast_whisper, probe_set):
+    """The runner prepares Whisper's features (on the CPU) on its thread while the model
+    computes the batch before: the same answers as a plain run, bucketed or not."""
+    from qsm_eval.runner import Runner
+
+    backend = WhisperBackend(model_path=str(fast_whisper), device="cpu", dtype="float32", batch_size=4)
+    segments = list(probe_set)
+    runs = {}
+    for options in ((1, False), (1, True), (4, True)):
+        runner = Runner(backend, batch_size=4, bucket_window=options[0], overlap=options[1])
+        runs[options] = [runner.predict(s, segments[i + 1:]).prediction for i, s in enumerate(segments)]
+        assert runner.stats["prepared_ahead"] == (runner.stats["formed_batches"] - 1) * options[1]
+        runner.close()
+    plain = [p.p_speech for p in runs[1, False]]
+    assert [p.p_speech for p in runs[1, True]] == plain
+    np.testing.assert_allclose([p.p_speech for p in runs[4, True]], plain, atol=TOLERANCES["float32"])
+    assert [p.n_audio_tokens for p in runs[4, True]] == [p.n_audio_tokens for p in runs[1, False]]
