@@ -27,8 +27,10 @@ What a reader must not miss is listed in ``PsychometricFit.flags`` (a ceiling be
 "never reliable", a parameter at a bound, "non-monotone" data, a model at chance) and, per
 threshold, in ``Threshold.flags`` (what makes that value unusable: gates fail on them).
 Intervals come from a seeded bootstrap that resamples whole sources within each dataset
-(resampling.py), widened for few sources and to the tested durations that bracket a
-threshold the data cannot place between them; ``warnings`` say when that was needed.
+(resampling.py), widened for few sources, and widened to the two tested durations around a
+threshold when a step between them (at guess below, at the ceiling above) fits the data as
+well as the curve does (``step_gaps``: the data cannot place the threshold between them);
+``warnings`` say when that was needed.
 
 Because a bias towards one answer hides inside plain accuracy, ``rate_curves`` also fits
 P(say SPEECH) for speech trials (hit rate) and non-speech trials (false-alarm rate)
@@ -62,9 +64,9 @@ _SCOUT_STEPS = 6                 # scoring steps from every start before keeping
 # Significance of the checks that decide "non-monotone" and "at chance" (one-sided).
 TREND_ALPHA = 0.01
 CHANCE_ALPHA = 0.05
-# Between two tested durations the data say nothing about where a curve crosses a level when
-# the fitted core runs from below STEP_EDGE to above 1 - STEP_EDGE between them.
-STEP_EDGE = 0.1
+# A step between two tested durations that the data do not reject at this level (likelihood
+# ratio test) leaves a threshold anywhere between them.
+STEP_ALPHA = 0.05
 # Fewer sources than this in a dataset and a source-bootstrap interval says little (a warning).
 MIN_SOURCES = 4
 
@@ -412,13 +414,58 @@ def chance_check(curve: Curve, durations, cluster_k, cluster_n, n_strata: int = 
     p = np.clip(curve.p_correct(durations), _EPS, 1 - _EPS)
     g = curve.guess
     ratio = 2.0 * float(np.sum(k * np.log(p / g) + (n - k) * np.log((1 - p) / (1 - g))))
-    expected = cluster_n @ p
-    residual = cluster_k.sum(axis=1) - expected
+    statistic = max(ratio, 0.0) / design_effect(p, cluster_k, cluster_n, n_strata)
+    return Check(statistic, float(special.chdtrc(2, statistic)))
+
+
+def design_effect(p, cluster_k, cluster_n, n_strata: int = 1) -> float:
+    """How much more the clusters' totals of correct answers vary about a curve's proportions
+    ``p`` (one per duration) than independent trials would (at least 1): likelihood ratios
+    over clustered trials are divided by it."""
+    residual = cluster_k.sum(axis=1) - cluster_n @ p
     variance = float(np.sum(cluster_n @ (p * (1 - p))))
     factor, _ = _small_sample_factor(len(cluster_k), n_strata)
-    design_effect = max(1.0, factor * float(residual @ residual) / variance) if variance > 0 else 1.0
-    statistic = max(ratio, 0.0) / design_effect
-    return Check(statistic, float(special.chdtrc(2, statistic)))
+    return max(1.0, factor * float(residual @ residual) / variance) if variance > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class StepGap:
+    """Two neighbouring tested durations between which a step fits the data as well as the
+    curve does: at guess up to ``below``, at ``ceiling`` from ``above`` on."""
+
+    below: float
+    above: float
+    ceiling: float
+    statistic: float   # likelihood ratio of the step against the curve, over the design effect
+
+
+def step_gaps(curve: Curve, durations, cluster_k, cluster_n, n_strata: int = 1,
+              lapse_bounds=DEFAULT_LAPSE_BOUNDS, alpha: float = STEP_ALPHA) -> list[StepGap]:
+    """The gaps between tested durations where the data cannot tell the curve from a step.
+
+    A step (at guess up to one tested duration, at a fitted ceiling from the next on) is the
+    curve's limit as its slope grows without bound, and it predicts the same counts wherever
+    between the two durations it stands. When its likelihood ratio against the fitted curve
+    (over the clusters' design effect) stays below the chi-square(1) point of ``alpha``, every
+    duration of the gap is inside the profile-likelihood confidence set of a threshold the step
+    reaches: an interval must span the gap, however the bootstrap replicates fall."""
+    durations = np.asarray(durations, dtype=float)
+    k, n = cluster_k.sum(axis=0), cluster_n.sum(axis=0)
+    p_fit = np.clip(curve.p_correct(durations), _EPS, 1 - _EPS)
+    fit_ll = float(np.sum(k * np.log(p_fit) + (n - k) * np.log1p(-p_fit)))
+    deff = design_effect(p_fit, cluster_k, cluster_n, n_strata)
+    critical = float(special.chdtri(1, alpha))
+    top = 1.0 - lapse_bounds[0]
+    bottom = max(curve.guess, 1.0 - lapse_bounds[1])
+    gaps = []
+    for i in range(len(durations) - 1):
+        ceiling = float(np.clip(k[i + 1:].sum() / max(n[i + 1:].sum(), 1.0), bottom, top))
+        p_step = np.clip(np.where(np.arange(len(durations)) <= i, curve.guess, ceiling), _EPS, 1 - _EPS)
+        step_ll = float(np.sum(k * np.log(p_step) + (n - k) * np.log1p(-p_step)))
+        statistic = max(2.0 * (fit_ll - step_ll), 0.0) / deff
+        if statistic < critical:
+            gaps.append(StepGap(float(durations[i]), float(durations[i + 1]), ceiling, statistic))
+    return gaps
 
 
 # --- thresholds with bootstrap intervals --------------------------------------------------------
@@ -536,18 +583,13 @@ def _bound_flags(curve: Curve, bounds, lapse_bounds, guess) -> list[str]:
     return flags
 
 
-def _bracket(curve: Curve, level: float | None, durations: np.ndarray) -> tuple[float, float] | None:
-    """The two tested durations around a threshold, when the fitted core runs from below
-    STEP_EDGE to above 1 - STEP_EDGE between them: no tested duration is on the rise, so the
-    data cannot place the threshold anywhere finer between those two."""
-    target = curve.duration_at(level)
-    if not math.isfinite(target) or not durations[0] < target < durations[-1]:
-        return None
-    i = int(np.searchsorted(durations, target))
-    below, above = durations[i - 1], durations[i]
-    f_below, f_above = curve.core_at([below, above])
-    if f_below < STEP_EDGE and f_above > 1.0 - STEP_EDGE:
-        return float(below), float(above)
+def _step_bracket(gaps: list[StepGap], point: float, level: float | None, lo: float, hi: float):
+    """The gap around a threshold's point value where a step that reaches the level fits as
+    well as the curve, when the interval [lo, hi] does not span it already; None otherwise."""
+    for gap in gaps:
+        reaches = level is None or level < gap.ceiling
+        if reaches and gap.below < point < gap.above and (lo > gap.below or hi < gap.above):
+            return gap
     return None
 
 
@@ -587,9 +629,10 @@ def _log_interval(durations, point: float, confidence: float, widening: float) -
 
 
 def _threshold(name: str, curve: Curve, boot_curves, durations, confidence, widening: float,
-               blocking: list[str], non_monotone: bool, at_chance: bool) -> Threshold:
+               blocking: list[str], non_monotone: bool, at_chance: bool, gaps: list[StepGap]) -> Threshold:
     """One threshold: its value or why there is none, and its interval. ``blocking`` are the
-    curve's flags that make any threshold of it unusable."""
+    curve's flags that make any threshold of it unusable; ``gaps`` those between tested
+    durations where a step fits as well as the curve (step_gaps)."""
     level = level_of(name)
     tested = (float(durations[0]), float(durations[-1]))
     point = curve.duration_at(level)
@@ -614,10 +657,10 @@ def _threshold(name: str, curve: Curve, boot_curves, durations, confidence, wide
     lo = hi = float("nan")
     if boot_curves:
         lo, hi = _log_interval([c.duration_at(level) for c in boot_curves], point, confidence, widening)
-        bracket = _bracket(curve, level, durations)
-        if bracket is not None:
-            lo, hi = min(lo, bracket[0]), max(hi, bracket[1])
-            warnings.append(f"{name} lies between the tested durations {bracket[0]:g} and {bracket[1]:g} ms, "
+        gap = _step_bracket(gaps, point, level, lo, hi)
+        if gap is not None:
+            lo, hi = min(lo, gap.below), max(hi, gap.above)
+            warnings.append(f"{name} lies between the tested durations {gap.below:g} and {gap.above:g} ms, "
                             f"which the data cannot place it between more finely: its interval spans them")
     return Threshold(name, level, value, lo, hi, flags, warnings)
 
@@ -685,8 +728,9 @@ def fit_psychometric(df: pd.DataFrame, core: str = "logistic", levels=DEFAULT_LE
         ceiling = Ceiling(curve.ceiling, max(lo, curve.guess), min(hi, 1.0))
     else:
         ceiling = Ceiling(curve.ceiling, float("nan"), float("nan"))
+    gaps = step_gaps(curve, durations, cluster_k, cluster_n, n_strata, lapse_bounds) if boot_curves else []
     thresholds = {name: _threshold(name, curve, boot_curves, durations, confidence, widening, blocking,
-                                   non_monotone, at_chance)
+                                   non_monotone, at_chance, gaps)
                   for name in levels}
     fewest = int(np.bincount(clusters.cluster_stratum).min())
     if boot_curves and fewest < MIN_SOURCES:

@@ -70,6 +70,21 @@ def test_harness_errors_and_unseen_clips_are_left_out_of_the_fits():
     assert fitted.curve.location == pytest.approx(expected.curve.location)
 
 
+def test_a_threshold_the_data_place_only_between_two_durations_is_said_so_everywhere(tmp_path, capsys):
+    """A step between 40 and 60 ms: the interval warning reaches the terminal, thresholds.csv
+    and report.html."""
+    df = simulate_observer(Curve("logistic", math.log(50.0), 40.0, 0.0), 96, np.random.default_rng(8))
+    run = tmp_path / "run"
+    run.mkdir()
+    write_results(df.assign(model="m", segment_id=np.arange(len(df))), run)
+    assert main(["report", str(run), "--n-boot", "100", "--no-plots"]) == 0
+    words = "lies between the tested durations 40 and 60 ms"
+    # rich wraps a long note over the lines of its table cell
+    terminal = " ".join(capsys.readouterr().out.replace("\u2502", " ").split())
+    for text in (terminal, (run / "thresholds.csv").read_text(), (run / "report.html").read_text()):
+        assert words in text
+
+
 def test_one_curve_per_snr_and_thresholds_against_snr(tmp_path):
     """An observer whose threshold grows as the noise gets louder: a curve per SNR level, a
     DT75-against-SNR table and plot, thresholds.csv rows by SNR."""
