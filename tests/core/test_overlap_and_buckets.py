@@ -97,8 +97,10 @@ def test_buckets_and_overlap_give_the_answers_of_run_order(mixed):
     overlapped = run_all(Runner(create_backend("silero-vad", {}), batch_size=8, overlap=True), mixed)
     bucketed_runner = Runner(create_backend("silero-vad", {}), batch_size=8, bucket_window=4, overlap=True)
     bucketed = run_all(bucketed_runner, mixed)
-    # The same batches on another thread: the very same numbers.
+    one_thread = run_all(Runner(create_backend("silero-vad", {}), batch_size=8, bucket_window=4), mixed)
+    # The same batches, formed ahead and prepared on another thread: the very same numbers.
     assert [p.p_speech for p in overlapped] == [p.p_speech for p in plain]
+    assert [p.p_speech for p in bucketed] == [p.p_speech for p in one_thread]
     # Other batch companions: the same answers, p_speech up to float32 rounding of batched sums.
     assert answers(bucketed) == answers(plain)
     assert [p.p_speech for p in bucketed] == pytest.approx([p.p_speech for p in plain], abs=1e-6)
