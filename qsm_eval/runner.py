@@ -15,8 +15,8 @@ soon (``upcoming``) and keeps their answers until their turn comes.
   joined at ``close``.
 
 A clip whose audio, preparation or prediction fails gets an error answer of its own and never
-takes its batch down with it. With ``-x``, at most the rest of the current batch and the one
-batch prepared ahead are wasted.
+takes its batch down with it. Under ``-x`` the engine keeps run order (``bucket_window`` 1),
+so a stop wastes at most the rest of the current batch and the one batch prepared ahead.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from qsm_eval.backends.base import AudioRequest, Backend, BackendError, Predicti
 from qsm_eval.cache import PredictionCache
 from qsm_eval.seeding import stable_seed
 from qsm_eval.segments import AudioError, Segment, load_segment_audio
+
 
 @dataclass
 class CaseOutcome:
