@@ -52,6 +52,20 @@ def write_clip(path: str | Path, signal: np.ndarray, audio_format: str = "WAV") 
     sf.write(str(path), to_pcm16(signal), SAMPLE_RATE, subtype="PCM_16", format=audio_format)
 
 
+def wav_base64(waveform: np.ndarray) -> str:
+    """A base64 WAV of 32-bit float samples: whoever decodes it gets exactly these samples
+    (16-bit PCM would round them). For servers' input_audio and for chat encoders that take
+    audio only as a file's bytes (Voxtral's mistral-common)."""
+    import base64
+    import io
+
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.asarray(waveform, dtype=np.float32), SAMPLE_RATE, format="WAV", subtype="FLOAT")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
 def read_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Read WAV/FLAC/OGG/MP3 as float32 mono at ``sample_rate``, or raise AudioError.
 

@@ -8,6 +8,8 @@ directory with HF_HUB_OFFLINE=1, exactly as a user's local checkpoint would load
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 import os
 import subprocess
@@ -15,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 import torch
 
 from qsm_eval.backends import create_backend
@@ -88,8 +91,17 @@ def direct_answer_probabilities():
     over prompt + answer for every spelling), no cache and no scoring code of ours."""
     def probabilities(backend, waveform) -> tuple[float, float]:
         processor, model = backend.processor, backend.loaded.model
-        prompt = processor(text=[backend.rendered.text], audio=[waveform], sampling_rate=16000,
-                           return_tensors="pt")
+        if type(processor).__name__ == "VoxtralProcessor":
+            # Voxtral's processor takes audio only inside a chat (mistral-common reads the file).
+            wav = io.BytesIO()
+            sf.write(wav, waveform, 16000, format="WAV", subtype="FLOAT")
+            chat = [{"role": "user", "content": [
+                {"type": "audio", "base64": base64.b64encode(wav.getvalue()).decode()},
+                {"type": "text", "text": backend.prompt.user}]}]
+            prompt = processor.apply_chat_template([chat], tokenize=True, return_dict=True, return_tensors="pt")
+        else:
+            prompt = processor(text=[backend.rendered.text], audio=[waveform], sampling_rate=16000,
+                               return_tensors="pt")
         start = prompt["input_ids"].shape[1] - 1
         totals = []
         for sequences in (backend.answers.speech, backend.answers.nonspeech):

@@ -99,7 +99,8 @@ def test_every_demo_case_runs_through_the_audio_llm_backend(pytester, tiny_check
         assert frame["p_speech"].between(0, 1).all() and frame["p_speech"].nunique() > len(frame) // 2
         assert frame["answer_mass"].between(0, 1).all() and (frame["backend"] == "audio-llm").all()
         assert frame["raw_output"].str.contains("answer mass").all()
-        assert (frame.loc[frame.duration_ms < 100, "padding"] == "container=100ms,center,silence").all()
+        assert frame.loc[frame.duration_ms < 100, "padding"].str.startswith("container=100ms,center,silence").all()
         manifest = json.loads((out / "run.json").read_text())["backend"]
         assert manifest["profile"] == profile
-        assert manifest["chat_template"] == ("none" if profile == "qwen2-audio-base" else "checkpoint")
+        assert manifest["chat_template"] == {"qwen2-audio-base": "none",
+                                             "voxtral": "mistral-common (tekken.json)"}.get(profile, "checkpoint")

@@ -36,11 +36,12 @@ def test_each_profile_answers_as_transformers_computes(tiny_checkpoints, mixed_r
         assert prediction.p_speech == pytest.approx(p_speech, abs=TOLERANCE)
         assert prediction.answer_mass == pytest.approx(mass, rel=1e-4)
     assert len({round(p.p_speech, 6) for p in predictions}) == 3           # the audio moves p_speech
-    assert [p.n_audio_tokens for p in predictions] == [1, 25, 5]
+    # One token per 40 ms; Voxtral: every clip fills one 30 s window of 375 tokens.
+    assert [p.n_audio_tokens for p in predictions] == ([375] * 3 if profile == "voxtral" else [1, 25, 5])
 
 
 def test_prompt_text_and_template_source_per_profile(tiny_checkpoints):
-    instruct, base, flamingo, omni = (load(tiny_checkpoints[p]) for p in TINY_PROFILES)
+    instruct, base, flamingo, omni, voxtral = (load(tiny_checkpoints[p]) for p in TINY_PROFILES)
     assert instruct.describe()["chat_template"] == "checkpoint"
     assert instruct.rendered.text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
     # The base model: its documented raw prompt, no chat template, no system turn.
@@ -57,7 +58,12 @@ def test_prompt_text_and_template_source_per_profile(tiny_checkpoints):
     assert "<|im_start|>user\n<|audio_bos|><|AUDIO|><|audio_eos|>Does this audio" in omni.rendered.text
     assert omni.rendered.text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>")
     assert "virtual human" not in omni.rendered.text
-    assert len({b.prompt_sha256 for b in (instruct, base, flamingo, omni)}) == 4
+    # Voxtral: mistral-common's encoding of the chat, which refuses a system turn beside audio.
+    assert voxtral.describe()["chat_template"] == "mistral-common (tekken.json)"
+    assert voxtral.rendered.text == ("<s>[INST][BEGIN_AUDIO][AUDIO]Does this audio clip contain human speech? "
+                                     "Answer with exactly one word: SPEECH if it contains speech, NONSPEECH "
+                                     "if it does not.[/INST]")
+    assert len({b.prompt_sha256 for b in (instruct, base, flamingo, omni, voxtral)}) == 5
 
 
 def test_instruct_profile_on_a_checkpoint_without_template_says_whose_template_it_used(tiny_checkpoints):
@@ -76,6 +82,8 @@ def test_profile_of_another_family_is_refused_before_loading(tiny_checkpoints):
         load(tiny_checkpoints["qwen2.5-omni"], llm_profile="audio-flamingo-3")
     with pytest.raises(BackendError, match="model_type 'qwen2_audio', profile qwen2.5-omni expects 'qwen2_5_omni'"):
         load(tiny_checkpoints["qwen2-audio"], llm_profile="qwen2.5-omni")
+    with pytest.raises(BackendError, match="model_type 'voxtral', profile qwen2.5-omni expects 'qwen2_5_omni'"):
+        load(tiny_checkpoints["voxtral"], llm_profile="qwen2.5-omni")
     with pytest.raises(BackendError, match="not the qwen2-audio backend's profile"):
         Qwen2AudioBackend(model_path=str(tiny_checkpoints["qwen2-audio"]), llm_profile="audio-flamingo-3")
 
@@ -105,15 +113,17 @@ def test_omni_loads_the_thinker_alone_and_leaves_the_speech_output_unread(tiny_c
         load(broken)
 
 
-def test_omni_without_torchvision_is_one_clear_line(tiny_checkpoints):
-    # A process where torchvision cannot be imported, as on an install without the omni extra.
-    code = ("import sys; sys.modules['torchvision'] = None\n"
+@pytest.mark.parametrize("profile, module, extra", [("qwen2.5-omni", "torchvision", "omni"),
+                                                     ("voxtral", "mistral_common", "voxtral")])
+def test_a_family_without_its_processor_package_is_one_clear_line(tiny_checkpoints, profile, module, extra):
+    # A process where the package cannot be imported, as on an install without the extra.
+    code = (f"import sys; sys.modules[{module!r}] = None\n"
             "from qsm_eval.backends.audio_llm import AudioLlmBackend\n"
             "from qsm_eval.backends.base import BackendError\n"
             "try:\n"
-            f"    AudioLlmBackend(model_path={str(tiny_checkpoints['qwen2.5-omni'])!r}, device='cpu')\n"
+            f"    AudioLlmBackend(model_path={str(tiny_checkpoints[profile])!r}, device='cpu')\n"
             "except BackendError as exc:\n"
             "    print(exc)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert "profile qwen2.5-omni needs torchvision, which does not import here" in out
-    assert "pip install 'qsm-eval[omni]'" in out
+    assert f"profile {profile} needs {module}, which does not import here" in out
+    assert f"pip install 'qsm-eval[{extra}]'" in out

@@ -198,7 +198,7 @@ class AudioLlmBackend(Backend):
         """Presentation, refusals and the CPU side of every chunk's inputs (features and
         tokens, unless the features are computed on the GPU): what the runner overlaps with
         the model's work on the batch before."""
-        presented = [present(r, self.policy) for r in requests]
+        presented = [present(r, self.policy, self.profile) for r in requests]
         prepared = PreparedClips(answers=[None] * len(requests))
         runnable = []
         for i, (request, clip) in enumerate(zip(requests, presented)):
@@ -227,8 +227,9 @@ class AudioLlmBackend(Backend):
 
     def _unservable(self, request: AudioRequest, clip) -> str | None:
         if clip.n_audio_tokens == 0:
-            return zero_input_message(request.duration_ms, self.profile.family, "audio tokens",
-                                      "25 ms; one token per 40 ms")
+            shortest = ("any non-empty clip" if self.profile.tokens_per_window
+                        else "25 ms; one token per 40 ms")
+            return zero_input_message(request.duration_ms, self.profile.family, "audio tokens", shortest)
         if self.profile.own_inputs and len(clip.waveform) > MAX_FRAMES * HOP_LENGTH:
             return (f"clip of {request.duration_ms} ms is longer than the 30 s Qwen2-Audio's feature "
                     f"extractor takes; cut it into shorter segments")
@@ -241,9 +242,11 @@ class AudioLlmBackend(Backend):
 
     def _batch_inputs(self, clips, feature_device: str):
         from qsm_eval.backends.audio_llm.encoder import frames_needed
-        from qsm_eval.backends.audio_llm.inputs import build_inputs, build_processor_inputs
+        from qsm_eval.backends.audio_llm.inputs import build_conversation_inputs, build_inputs, build_processor_inputs
 
         waveforms = [c.waveform for c in clips]
+        if self.profile.prompt_format == "mistral":
+            return build_conversation_inputs(self.processor, self.profile, self.prompt, waveforms)
         if not self.profile.own_inputs:
             return build_processor_inputs(self.processor, self.profile, self.rendered.text, waveforms)
         fast = self.settings["fast_encoder"]

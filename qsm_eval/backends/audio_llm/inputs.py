@@ -1,6 +1,7 @@
 """Model inputs for a batch of clips: the expanded prompt text and the log-mel features.
 
-``build_processor_inputs`` calls the family's own processor (every profile but Qwen2-Audio).
+``build_processor_inputs`` calls the family's own processor (every profile but Qwen2-Audio and
+Voxtral); ``build_conversation_inputs`` has the family's chat encoder read each clip (Voxtral).
 For Qwen2-Audio, ``build_inputs`` does what Qwen2AudioProcessor does (one <|AUDIO|> per encoder output token, the
 WhisperFeatureExtractor's features and frame mask) with two differences that matter for
 speed and nothing else: the features can be computed for fewer than the 30 s of frames the
@@ -25,19 +26,21 @@ class BatchInputs:
     attention_mask: object          # (batch, seq)
     position_ids: object            # (batch, seq): 0.. over real tokens only
     input_features: object          # (batch, mel bins, frames)
-    feature_attention_mask: object  # (batch, frames): 1 on the clip's own frames
+    feature_attention_mask: object  # (batch, frames): 1 on the clip's own frames; None: the model takes none
     n_audio_tokens: list[int]
-    feature_mask_name: str = "feature_attention_mask"   # the model's keyword for the frame mask
+    feature_mask_name: str | None = "feature_attention_mask"   # the model's keyword for the frame mask
 
     def to(self, device) -> BatchInputs:
-        return BatchInputs(*(t.to(device) for t in (
+        return BatchInputs(*(None if t is None else t.to(device) for t in (
             self.input_ids, self.attention_mask, self.position_ids,
             self.input_features, self.feature_attention_mask)), self.n_audio_tokens, self.feature_mask_name)
 
     def audio_forward(self) -> dict:
         """Token ids and audio inputs under the model's own keywords (no masks or positions)."""
-        return {"input_ids": self.input_ids, "input_features": self.input_features,
-                self.feature_mask_name: self.feature_attention_mask}
+        forward = {"input_ids": self.input_ids, "input_features": self.input_features}
+        if self.feature_mask_name:
+            forward[self.feature_mask_name] = self.feature_attention_mask
+        return forward
 
 
 def _positions(mask):
@@ -82,3 +85,21 @@ def build_processor_inputs(processor, profile, prompt_text: str, waveforms: list
                        input_features=out["input_features"].to(torch.float32),
                        feature_attention_mask=out[profile.feature_mask], n_audio_tokens=counts,
                        feature_mask_name=profile.feature_mask)
+
+
+def build_conversation_inputs(processor, profile, prompt, waveforms: list[np.ndarray]) -> BatchInputs:
+    """Inputs of a family whose chat encoder reads the clip itself (Voxtral: mistral-common,
+    which takes audio as a file's bytes): one chat per clip, encoded and left-padded together."""
+    import torch
+
+    from qsm_eval.audio import wav_base64
+
+    chats = [prompt.messages(audio={"base64": wav_base64(w)}, system_turn=profile.system_turn)
+             for w in waveforms]
+    out = processor.apply_chat_template(chats, tokenize=True, return_dict=True, return_tensors="pt")
+    mask = out["attention_mask"]
+    audio_id = processor.tokenizer.convert_tokens_to_ids(profile.audio_token)
+    counts = (out["input_ids"] == audio_id).sum(-1).tolist()
+    return BatchInputs(input_ids=out["input_ids"], attention_mask=mask, position_ids=_positions(mask),
+                       input_features=out["input_features"].to(torch.float32), feature_attention_mask=None,
+                       n_audio_tokens=counts, feature_mask_name=None)

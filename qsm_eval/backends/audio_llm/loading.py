@@ -213,6 +213,8 @@ def load(settings: dict, profile=None) -> LoadedModel:
     processor.tokenizer.padding_side = "left"
     if profile.prompt_format == "raw":
         template_source = "none"
+    elif profile.prompt_format == "mistral":
+        template_source = "mistral-common (tekken.json)"
     elif own_template:
         template_source = "checkpoint"
     elif getattr(processor, "chat_template", None):

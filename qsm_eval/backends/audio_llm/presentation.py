@@ -43,7 +43,22 @@ class PresentedClip:
     padding: str            # the policy, and whether it changed this clip
 
 
-def present(request: AudioRequest, policy: PresentationPolicy) -> PresentedClip:
+WINDOW_SAMPLES = MAX_FRAMES * HOP_LENGTH   # 30 s
+
+
+def profile_audio_tokens(n_samples: int, profile=None) -> int:
+    """Audio tokens of a clip for a family: one per 40 ms, or a fixed count per started 30 s
+    window (Voxtral pads every clip to whole windows)."""
+    per_window = getattr(profile, "tokens_per_window", None)
+    if per_window:
+        return per_window * math.ceil(n_samples / WINDOW_SAMPLES)
+    return audio_tokens(n_samples)
+
+
+def present(request: AudioRequest, policy: PresentationPolicy, profile=None) -> PresentedClip:
     """The clip as the model will get it (the shared container policy), with its audio-token count."""
     waveform, padding = present_waveform(request, policy)
-    return PresentedClip(waveform=waveform, n_audio_tokens=audio_tokens(len(waveform)), padding=padding)
+    if getattr(profile, "tokens_per_window", None):
+        padding += f"; zero-padded to whole {WINDOW_SAMPLES // SAMPLE_RATE} s windows"
+    return PresentedClip(waveform=waveform, n_audio_tokens=profile_audio_tokens(len(waveform), profile),
+                         padding=padding)

@@ -8,7 +8,8 @@ keyword of the feature mask the model takes, and how the prompt text is built:
 - ``chat``: the checkpoint's own chat template (``profile default``: the profile's template
   when the checkpoint has none; refused when the profile has none either);
 - ``raw``: a fixed text with no chat template at all, as the base Qwen2-Audio-7B documents
-  ("<|audio_bos|><|AUDIO|><|audio_eos|>" followed by the question).
+  ("<|audio_bos|><|AUDIO|><|audio_eos|>" followed by the question);
+- ``mistral``: no Jinja template; mistral-common encodes the chat, clip included (Voxtral).
 
 Everything else (scoring, parsing, presentation) is shared.
 """
@@ -27,8 +28,8 @@ class Profile:
     model_class: str                # transformers class of the model
     processor_class: str            # transformers class of the processor
     audio_token: str                # the placeholder expanded per clip
-    feature_mask: str               # keyword of the feature-frame mask in the model's forward
-    prompt_format: str              # "chat" or "raw"
+    feature_mask: str | None        # keyword of the feature-frame mask in the model's forward (None: takes none)
+    prompt_format: str              # "chat", "raw" or "mistral"
     raw_prefix: str = ""            # raw prompts: the audio part before the question
     # Qwen2-Audio only: inputs built here (fewer mel frames) and the fast encoder path.
     own_inputs: bool = False
@@ -36,6 +37,11 @@ class Profile:
     # speech-output talker): the config.json key of the answering part's config, the prefix
     # its weights carry there, and the prefixes of the parts never built (their weights are
     # left unread, not taken for a sign of another model).
+    # Audio tokens a clip becomes: None, one per 40 ms (the Whisper-style front end with two
+    # stride-2 stages); a number, that many per started 30 s window (Voxtral: 375, 12.5 Hz).
+    tokens_per_window: int | None = None
+    # Whether the chat may hold a system turn beside audio (Voxtral's tokenizer refuses one).
+    system_turn: bool = True
     # Python packages the family's processor needs beyond transformers, and the extra that has them.
     needs: tuple[str, ...] = ()
     extra: str = "qwen"
@@ -77,7 +83,17 @@ QWEN2_5_OMNI = Profile(
     config_part="thinker_config", weights_prefix="thinker.",
     unused_weights=("talker.", "token2wav."))
 
-PROFILES = {p.name: p for p in (QWEN2_AUDIO, QWEN2_AUDIO_BASE, AUDIO_FLAMINGO_3, QWEN2_5_OMNI)}
+# Voxtral: the chat is encoded by mistral-common from the checkpoint's tekken.json, with the
+# clip inside it (its processor takes audio in no other way); each clip fills a 30 s window of
+# 375 audio tokens; mistral-common refuses a system turn beside audio before tokenizer v13.
+VOXTRAL = Profile(
+    name="voxtral", family="Voxtral", default_model="mistralai/Voxtral-Mini-3B-2507",
+    model_types=("voxtral",), model_class="VoxtralForConditionalGeneration",
+    processor_class="VoxtralProcessor", audio_token="[AUDIO]", feature_mask=None,
+    prompt_format="mistral", tokens_per_window=375, system_turn=False,
+    needs=("mistral_common",), extra="voxtral")
+
+PROFILES = {p.name: p for p in (QWEN2_AUDIO, QWEN2_AUDIO_BASE, AUDIO_FLAMINGO_3, QWEN2_5_OMNI, VOXTRAL)}
 AUTO = "auto"
 
 

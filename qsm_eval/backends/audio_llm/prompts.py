@@ -33,11 +33,13 @@ class Prompt:
     def answers(self) -> dict[str, str]:
         return {"SPEECH": self.speech_answer, "NONSPEECH": self.nonspeech_answer}
 
-    def messages(self) -> list[dict]:
-        """The chat: the explicit system turn, then the clip followed by the question."""
-        return [
-            {"role": "system", "content": self.system},
-            {"role": "user", "content": [{"type": "audio", "audio_url": "clip"},
+    def messages(self, audio: dict | None = None, system_turn: bool = True) -> list[dict]:
+        """The chat: the explicit system turn (unless the family refuses one beside audio),
+        then the clip followed by the question. ``audio``: the audio part's source (a
+        template only marks where the clip goes; mistral-common reads the clip itself)."""
+        turns = [{"role": "system", "content": self.system}] if system_turn else []
+        return turns + [
+            {"role": "user", "content": [{"type": "audio", **(audio or {"audio_url": "clip"})},
                                          {"type": "text", "text": self.user}]},
         ]
 
@@ -104,7 +106,8 @@ def render(prompt: Prompt, processor, profile=None) -> RenderedPrompt:
 
     Chat profiles go through the checkpoint's own chat template with the explicit system turn;
     a raw profile (the base Qwen2-Audio) is its audio prefix followed by the question, with no
-    template and no system prompt, as that model was trained.
+    template and no system prompt, as that model was trained; a mistral profile (Voxtral) is the
+    chat as mistral-common encodes it, without a system turn where the family refuses one.
     """
     from qsm_eval.backends.audio_llm.profiles import QWEN2_AUDIO
 
@@ -112,13 +115,33 @@ def render(prompt: Prompt, processor, profile=None) -> RenderedPrompt:
     placeholder = profile.audio_token
     if profile.prompt_format == "raw":
         text = profile.raw_prefix + prompt.user
+    elif profile.prompt_format == "mistral":
+        text = _encoded_chat_text(prompt, processor, profile)
     else:
         text = processor.apply_chat_template(prompt.messages(), add_generation_prompt=True, tokenize=False)
         if isinstance(text, list):
             text = text[0]
-        if prompt.system not in text:
-            raise BackendError(f"the chat template dropped the system prompt of {prompt.prompt_id}")
+    if profile.system_turn and profile.prompt_format != "raw" and prompt.system not in text:
+        raise BackendError(f"the chat template dropped the system prompt of {prompt.prompt_id}")
     if text.count(placeholder) != 1:
         raise BackendError(f"the prompt text rendered {text.count(placeholder)} {placeholder} slots for "
                            f"prompt {prompt.prompt_id} ({profile.name}); expected exactly one")
     return RenderedPrompt(prompt=prompt, text=text)
+
+
+def _encoded_chat_text(prompt: Prompt, processor, profile) -> str:
+    """The text of a chat that only its tokenizer encodes (mistral-common takes no template):
+    the chat encoded with a one-sample clip, decoded with its special tokens, the clip's run
+    of audio tokens shown as one placeholder."""
+    import re
+
+    import numpy as np
+
+    from qsm_eval.audio import wav_base64
+
+    chat = prompt.messages(audio={"base64": wav_base64(np.zeros(1, dtype=np.float32))},
+                           system_turn=profile.system_turn)
+    encoded = processor.apply_chat_template([chat], tokenize=True, return_dict=True, return_tensors="pt")
+    text = processor.tokenizer.decode(encoded["input_ids"][0].tolist(), skip_special_tokens=False)
+    token = re.escape(profile.audio_token)
+    return re.sub(f"(?:{token})+", profile.audio_token, text)

@@ -291,7 +291,97 @@ def omni_model(tokenizer, *, seed: int, init_range: float):
     return model.eval()
 
 
-TINY_PROFILES = ("qwen2-audio", "qwen2-audio-base", "audio-flamingo-3", "qwen2.5-omni")
+# Voxtral's tokenizer is Tekken (mistral-common), kept in tekken.json: a byte-level BPE by
+# rank, then special tokens by rank. The control tokens mistral-common's v7 instruct encoder
+# looks up, at the ranks of the deprecated v7 list, [AUDIO] at rank 24 (the id VoxtralProcessor
+# takes for it) and [BEGIN_AUDIO] after it; the other ranks are fillers.
+TEKKEN_SPECIALS = {
+    0: "<unk>", 1: "<s>", 2: "</s>", 3: "[INST]", 4: "[/INST]", 5: "[AVAILABLE_TOOLS]",
+    6: "[/AVAILABLE_TOOLS]", 7: "[TOOL_RESULTS]", 8: "[/TOOL_RESULTS]", 9: "[TOOL_CALLS]", 10: "[IMG]",
+    11: "<pad>", 12: "[IMG_BREAK]", 13: "[IMG_END]", 14: "[PREFIX]", 15: "[MIDDLE]", 16: "[SUFFIX]",
+    17: "[SYSTEM_PROMPT]", 18: "[/SYSTEM_PROMPT]", 19: "[TOOL_CONTENT]", 20: "[ARGS]", 21: "[CALL_ID]",
+    24: "[AUDIO]", 25: "[BEGIN_AUDIO]", 34: "[TRANSCRIBE]",
+}
+TEKKEN_NUM_SPECIAL = 100
+# Voxtral's audio settings in tekken.json: 16 kHz, 12.5 audio tokens per second, Whisper's
+# 128-bin log-mel front end, every clip padded to whole 30 s windows.
+TEKKEN_AUDIO = {"sampling_rate": 16000, "frame_rate": 12.5, "chunk_length_s": 30.0,
+                "audio_encoding_config": {"num_mel_bins": 128, "hop_length": 160, "window_size": 400}}
+
+
+def _byte_level_ranks() -> list[bytes]:
+    """The toy tokenizer's vocabulary as raw bytes in rank order: the 256 single bytes, then
+    every merge in the order it was learnt (what tiktoken-style BPE ranks are)."""
+    import json
+
+    from tokenizers import pre_tokenizers  # noqa: F401  (the byte-level alphabet below is GPT-2's)
+
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
+                 *range(ord("\u00ae"), ord("\u00ff") + 1)]
+    shifted = [b for b in range(256) if b not in printable]
+    char_to_byte = {chr(b): b for b in printable} | {chr(256 + i): b for i, b in enumerate(shifted)}
+    ranks = {bytes([b]): b for b in range(256)}
+    model = json.loads(build_tokenizer(()).backend_tokenizer.to_str())["model"]
+    for merge in model["merges"]:
+        left, right = merge.split(" ") if isinstance(merge, str) else merge
+        ranks.setdefault(bytes(char_to_byte[c] for c in left + right), len(ranks))
+    return sorted(ranks, key=ranks.get)
+
+
+def write_tekken(directory: str | Path) -> Path:
+    """A tekken.json (v7, with Voxtral's audio settings) over the toy tokenizer's merges."""
+    import base64
+    import json
+
+    vocab = [{"rank": rank, "token_bytes": base64.b64encode(piece).decode("ascii"),
+              "token_str": piece.decode("utf-8", "replace")} for rank, piece in enumerate(_byte_level_ranks())]
+    specials = [{"rank": rank, "token_str": TEKKEN_SPECIALS.get(rank, f"<SPECIAL_{rank}>"), "is_control": True}
+                for rank in range(max(TEKKEN_SPECIALS) + 1)]
+    tekken = {"config": {"pattern": QWEN2_PRETOKENIZE, "num_vocab_tokens": len(vocab),
+                         "default_vocab_size": len(vocab) + TEKKEN_NUM_SPECIAL,
+                         "default_num_special_tokens": TEKKEN_NUM_SPECIAL, "version": "v7"},
+              "vocab": vocab, "special_tokens": specials, "audio": TEKKEN_AUDIO}
+    path = Path(directory) / "tekken.json"
+    path.write_text(json.dumps(tekken), encoding="utf-8")
+    return path
+
+
+def voxtral_model(*, vocab_size: int, seed: int, init_range: float):
+    """A tiny VoxtralForConditionalGeneration (Whisper-shaped encoder, Llama text model)."""
+    import torch
+    from transformers import GenerationConfig, VoxtralConfig, VoxtralForConditionalGeneration
+
+    audio, text = _tiny_widths(init_range)
+    # The projector reads 4 encoder frames at a time as one vector of the encoder's feed-forward
+    # width, so that width is 4 x d_model, as in the real encoder (1280 and 5120).
+    audio = {**REAL_AUDIO_CONFIG, **audio, "encoder_ffn_dim": 4 * audio["d_model"]}
+    special = {name: rank for rank, name in TEKKEN_SPECIALS.items()}
+    config = VoxtralConfig(
+        audio_config={"model_type": "voxtral_encoder", **audio},
+        text_config={"model_type": "llama", **text, "vocab_size": vocab_size, "head_dim": 8,
+                     "rope_theta": 100000000.0, "bos_token_id": special["<s>"],
+                     "eos_token_id": special["</s>"], "pad_token_id": special["<pad>"]},
+        audio_token_id=special["[AUDIO]"])
+    torch.manual_seed(seed)
+    model = VoxtralForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(eos_token_id=special["</s>"], pad_token_id=special["<pad>"],
+                                               do_sample=False)
+    return model.eval()
+
+
+def save_voxtral_checkpoint(directory: Path, *, seed: int, init_range: float) -> None:
+    """tekken.json and the feature extractor's settings beside the model, as the hub checkpoint."""
+    from transformers import VoxtralProcessor
+    from transformers.tokenization_mistral_common import MistralCommonBackend
+
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = MistralCommonBackend.from_pretrained(str(write_tekken(directory).parent))
+    model = voxtral_model(vocab_size=len(tokenizer), seed=seed, init_range=init_range)
+    model.save_pretrained(directory)
+    VoxtralProcessor(feature_extractor=_features(), tokenizer=tokenizer).save_pretrained(directory)
+
+
+TINY_PROFILES = ("qwen2-audio", "qwen2-audio-base", "audio-flamingo-3", "qwen2.5-omni", "voxtral")
 
 
 def save_tiny_checkpoint(directory: str | Path, *, seed: int = 0, init_range: float = 0.02,
@@ -301,12 +391,16 @@ def save_tiny_checkpoint(directory: str | Path, *, seed: int = 0, init_range: fl
     ``qwen2-audio``: with the Instruct chat template as a file of its own, as the hub
     checkpoint has it; ``qwen2-audio-base``: the same without any chat template, as the base
     Qwen2-Audio-7B; ``audio-flamingo-3``: an AF3 checkpoint with its chat template;
-    ``qwen2.5-omni``: a whole Qwen2.5-Omni checkpoint (thinker, talker, token2wav) with its template.
+    ``qwen2.5-omni``: a whole Qwen2.5-Omni checkpoint (thinker, talker, token2wav) with its template;
+    ``voxtral``: a Voxtral checkpoint with its tekken.json (mistral-common encodes its chat).
     """
     directory = Path(directory)
     if profile == "audio-flamingo-3":
         processor = build_af3_processor()
         model = af3_model(processor.tokenizer, seed=seed, init_range=init_range)
+    elif profile == "voxtral":
+        save_voxtral_checkpoint(directory, seed=seed, init_range=init_range)
+        return directory
     elif profile == "qwen2.5-omni":
         processor = build_omni_processor()
         model = omni_model(processor.tokenizer, seed=seed, init_range=init_range)

@@ -11,15 +11,11 @@ top tokens as text, which are matched to the answers through their detokenized f
 
 from __future__ import annotations
 
-import base64
-import io
 import math
 import re
 from typing import Any
 
-import numpy as np
-
-from qsm_eval.audio import SAMPLE_RATE
+from qsm_eval.audio import wav_base64  # noqa: F401  (the served backend's audio encoding)
 from qsm_eval.backends.audio_llm.prompts import Prompt
 from qsm_eval.backends.audio_llm.scoring import AnswerTokens, renormalise
 
@@ -30,14 +26,6 @@ _TOKEN_ID = re.compile(r"^token_id:(\d+)$")
 
 class MalformedReply(ValueError):
     """A 200 reply without what was asked for."""
-
-
-def wav_base64(waveform: np.ndarray) -> str:
-    import soundfile as sf
-
-    buffer = io.BytesIO()
-    sf.write(buffer, np.asarray(waveform, dtype=np.float32), SAMPLE_RATE, format="WAV", subtype="FLOAT")
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def messages(prompt: Prompt, audio_b64: str) -> list[dict]:
