@@ -8,7 +8,7 @@ the backend's own code path for every configuration, in one run:
   standard     batched logits, bfloat16, the 30 s (3000-frame) audio encoder
   fast         batched logits, bfloat16, the fast encoder path (only the frames needed)
   (on a CPU also standard-fp32: batched logits in the predecessor's float32, to separate the
-  gain of batching and logits from that of bfloat16)
+  gain of batching and logits from that of bfloat16; interleaved with the others)
 
 On a CPU the full 7B model is far too slow, so the layer counts default to 2 + 2 (the
 output says so); the vocabulary, widths and every code path stay those of the real model.
@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=10,
                         help="predecessor's generated tokens per clip (random weights never stop early)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved standard/fast repeats (median)")
+    parser.add_argument("--no-predecessor", action="store_true",
+                        help="skip the predecessor's one-clip generate run (the slowest)")
     parser.add_argument("--smoke", action="store_true",
                         help="tiny widths and few clips: checks the script (and gpu_check.sh) on a CPU")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
@@ -122,13 +124,18 @@ def main() -> None:
         return Qwen2AudioBackend(device=str(device), **options, loaded=loaded)
 
     clips = make_clips(clips_n)
-    rows = {"predecessor": measure(backend(predecessor_dtype, scoring="generate", batch_size=1,
-                                           max_new_tokens=args.max_new_tokens), clips[:predecessor_n], 1)[0]}
-    if predecessor_dtype != torch.float16:
-        # Same dtype as the predecessor's run here: separates batching+logits from bfloat16.
-        rows["standard-fp32"] = measure(backend(predecessor_dtype, batch_size=batch_size), clips, batch_size)[0]
+    rows = {}
+    if not args.no_predecessor:
+        rows["predecessor"] = measure(backend(predecessor_dtype, scoring="generate", batch_size=1,
+                                              max_new_tokens=args.max_new_tokens), clips[:predecessor_n], 1)[0]
     runs = {"standard": [], "fast": []}
-    for _ in range(max(args.repeats, 1)):     # interleaved, so drift hits both alike
+    if predecessor_dtype != torch.float16:
+        # Same dtype as the predecessor's run here: separates batching+logits from bfloat16,
+        # and measures bfloat16 against the float32 that --qsm-dtype auto picks on a CPU.
+        runs = {"standard-fp32": [], **runs}
+    for _ in range(max(args.repeats, 1)):     # interleaved, so drift hits all alike
+        if "standard-fp32" in runs:
+            runs["standard-fp32"].append(measure(backend(predecessor_dtype, batch_size=batch_size), clips, batch_size))
         runs["standard"].append(measure(backend(torch.bfloat16, batch_size=batch_size), clips, batch_size))
         runs["fast"].append(measure(backend(torch.bfloat16, batch_size=batch_size, fast_encoder=True),
                                     clips, batch_size))
@@ -143,10 +150,12 @@ def main() -> None:
         "max_abs_p_speech_diff": round(max(abs(a.p_speech - b.p_speech) for a, b in zip(fast, standard)), 6),
         "same_label": sum(a.label == b.label for a, b in zip(fast, standard)) / len(clips),
     }
-    base = rows["predecessor"]["segments_per_s"]
+    base = rows["predecessor"]["segments_per_s"] if "predecessor" in rows else None
     for row in rows.values():
-        row["vs_predecessor"] = round(row["segments_per_s"] / base, 2)
+        row["vs_predecessor"] = round(row["segments_per_s"] / base, 2) if base else float("nan")
     rows["fast"]["vs_standard"] = round(rows["fast"]["segments_per_s"] / rows["standard"]["segments_per_s"], 2)
+    if "standard-fp32" in rows:
+        rows["standard"]["vs_fp32"] = round(rows["standard"]["segments_per_s"] / rows["standard-fp32"]["segments_per_s"], 2)
     prompt_tokens = len(processor.tokenizer(backend(torch.bfloat16).rendered.text)["input_ids"])
 
     name = torch.cuda.get_device_name(device) if gpu else "CPU"
@@ -161,6 +170,8 @@ def main() -> None:
         print(f"{label:14} {row['clips']:5d} {row['batch_size']:5d} {row['wall_s']:8.2f} "
               f"{row['segments_per_s']:8.2f} {row['vs_predecessor']:7.1f}  "
               f"features {row['features_s']:.2f} s, forward {row['forward_s']:.2f} s")
+    if "standard-fp32" in rows:
+        print(f"bfloat16 vs float32 (standard encoder, median of interleaved repeats): x{rows['standard']['vs_fp32']}")
     print(f"fast encoder vs standard: x{rows['fast']['vs_standard']}; bfloat16 answers: "
           f"max |p_speech difference| {agreement['max_abs_p_speech_diff']}, "
           f"same label {agreement['same_label']:.0%}")
