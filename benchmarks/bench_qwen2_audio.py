@@ -150,6 +150,12 @@ def main() -> None:
         "max_abs_p_speech_diff": round(max(abs(a.p_speech - b.p_speech) for a, b in zip(fast, standard)), 6),
         "same_label": sum(a.label == b.label for a, b in zip(fast, standard)) / len(clips),
     }
+    if "standard-fp32" in runs:
+        # What bfloat16 costs in exactness: its answers against the float32 ones, same clips.
+        exact = runs["standard-fp32"][0][1]
+        agreement["bf16_vs_fp32_max_abs_p_speech_diff"] = round(
+            max(abs(a.p_speech - b.p_speech) for a, b in zip(standard, exact)), 6)
+        agreement["bf16_vs_fp32_same_label"] = sum(a.label == b.label for a, b in zip(standard, exact)) / len(clips)
     base = rows["predecessor"]["segments_per_s"] if "predecessor" in rows else None
     for row in rows.values():
         row["vs_predecessor"] = round(row["segments_per_s"] / base, 2) if base else float("nan")
@@ -171,7 +177,9 @@ def main() -> None:
               f"{row['segments_per_s']:8.2f} {row['vs_predecessor']:7.1f}  "
               f"features {row['features_s']:.2f} s, forward {row['forward_s']:.2f} s")
     if "standard-fp32" in rows:
-        print(f"bfloat16 vs float32 (standard encoder, median of interleaved repeats): x{rows['standard']['vs_fp32']}")
+        print(f"bfloat16 vs float32 (standard encoder, median of interleaved repeats): x{rows['standard']['vs_fp32']}; "
+              f"max |p_speech difference| {agreement['bf16_vs_fp32_max_abs_p_speech_diff']}, "
+              f"same label {agreement['bf16_vs_fp32_same_label']:.0%}")
     print(f"fast encoder vs standard: x{rows['fast']['vs_standard']}; bfloat16 answers: "
           f"max |p_speech difference| {agreement['max_abs_p_speech_diff']}, "
           f"same label {agreement['same_label']:.0%}")
