@@ -17,10 +17,15 @@ difference; batch companions change with buckets, so up to float rounding).
     .venv/bin/python benchmarks/bench_runner_look_ahead.py                     # demo set, tiny model
     .venv/bin/python benchmarks/bench_runner_look_ahead.py --repeats 7 --batch-size 32 --json out.json
     .venv/bin/python benchmarks/bench_runner_look_ahead.py --model-path DIR --device cuda --dtype bfloat16
+    .venv/bin/python benchmarks/bench_runner_look_ahead.py --real-architecture --device cuda \
+        --dtype bfloat16 --batch-size 32 --repeats 3     # GPU: Qwen2-Audio-7B widths, random weights
 
 On a 2-core CPU the overlap gain is small: the background thread's feature extraction and
 the model's forward share the same two cores. Buckets help wherever padding costs, here
-the fast encoder's frames (set by a batch's longest clip) and the prompt lengths.
+the fast encoder's frames (set by a batch's longest clip) and the prompt lengths. Measure
+with ``--threads 1`` on a shared CPU: with two OpenMP threads on two busy cores, OpenMP's
+spin-waiting made the one-thread passes several times slower, and overlap look 3-12x faster
+only because it moves work off that thread (OMP_WAIT_POLICY=PASSIVE makes it vanish).
 """
 
 from __future__ import annotations
@@ -55,6 +60,32 @@ def one_pass(backend, segments, batch_size: int, window: int, overlap: bool) -> 
     return wall, runner.stats, [a.p_speech for a in answers]
 
 
+def make_backend(args, scratch: Path):
+    """The audio-llm backend, fast encoder on: on the real architecture in memory, on
+    --model-path, or on the tests' tiny checkpoint (random weights that make answers vary)."""
+    options = {"device": args.device, "dtype": args.dtype, "fast_encoder": True, "batch_size": args.batch_size}
+    if args.real_architecture:
+        from qsm_eval.backends.audio_llm import Qwen2AudioBackend
+        from qsm_eval.backends.audio_llm.loading import LoadedModel
+        from qsm_eval.backends.audio_llm.synthetic import build_model, build_processor, real_config
+
+        device, dtype = torch.device(args.device), getattr(torch, args.dtype)
+        processor = build_processor()
+        processor.tokenizer.padding_side = "left"
+        config = real_config(processor.tokenizer, text_layers=args.text_layers, audio_layers=args.audio_layers)
+        with torch.device(device):
+            model = build_model(config, seed=0, dtype=dtype)
+        loaded = LoadedModel(model=model, processor=processor, device=device, dtype=dtype,
+                             source="random weights, real config", revision=None, load_in="none",
+                             chat_template_source="profile default")
+        return Qwen2AudioBackend(**options, loaded=loaded)
+    model_path = args.model_path
+    if model_path is None:
+        from qsm_eval.backends.audio_llm.synthetic import save_tiny_checkpoint
+        model_path = str(save_tiny_checkpoint(scratch / "tiny", seed=0, init_range=0.2))
+    return create_backend("audio-llm", {"model_path": model_path, **options})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--segments", default=str(DEMO_DIR), help="segment-set directory (default: the demo set)")
@@ -62,24 +93,23 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--cases", type=int, default=None, help="only the first N cases of the shuffled order")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats of every configuration")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--real-architecture", action="store_true",
+                        help="Qwen2-Audio-7B's widths and vocabulary, random weights, built in memory")
+    parser.add_argument("--text-layers", type=int, default=None, help="with --real-architecture (real: 32)")
+    parser.add_argument("--audio-layers", type=int, default=None, help="with --real-architecture (real: 32)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as scratch:
-        model_path = args.model_path
-        if model_path is None:
-            from qsm_eval.backends.audio_llm.synthetic import save_tiny_checkpoint
-            # The tests' tiny checkpoint (random weights, init range that makes answers vary).
-            model_path = str(save_tiny_checkpoint(Path(scratch) / "tiny", seed=0, init_range=0.2))
-        backend = create_backend("audio-llm", {"model_path": model_path, "device": args.device,
-                                               "dtype": args.dtype, "fast_encoder": True,
-                                               "batch_size": args.batch_size})
+        backend = make_backend(args, Path(scratch))
         segments = list(SegmentSet.load(args.segments))
         segments = [segments[i] for i in stable_rng("bench_runner_look_ahead").permutation(len(segments))]
+        segments = segments[:args.cases]
 
         runs: dict[str, list] = {name: [] for name in CONFIGURATIONS}
         for _ in range(max(args.repeats, 1)):   # interleaved, so drift hits every configuration alike
@@ -105,10 +135,14 @@ def main() -> None:
     for row in rows.values():
         row["speedup_vs_plain"] = round(base / row["wall_s_median"], 2)
 
+    model = ("Qwen2-Audio-7B architecture, random weights" if args.real_architecture
+             else args.model_path or "tiny random checkpoint")
     print(f"{len(segments)} cases from {args.segments} in a shuffled order; audio-llm (qwen2-audio, "
-          f"fast encoder) {'tiny random checkpoint' if args.model_path is None else args.model_path} on "
+          f"fast encoder) {model} on "
           f"{args.device} {args.dtype}, batch {args.batch_size}, {torch.get_num_threads()} torch threads, "
           f"{args.repeats} interleaved repeats (medians)")
+    if args.device == "cpu" and torch.get_num_threads() > 1:
+        print("note: several torch threads on a CPU: see the docstring (OpenMP spin-waiting); use --threads 1")
     print(f"{'runner':12}{'wall s':>9}{'seg/s':>8}{'x plain':>9}{'padding ms':>12}{'wait s':>8}{'max |dp|':>10}")
     for name, row in rows.items():
         diff = row["max_abs_p_speech_diff_vs_plain"]
@@ -116,7 +150,7 @@ def main() -> None:
               f"{row['duration_padding_ms']:12d}{row['prepare_wait_s']:8.3f}{diff if diff is not None else 0:10.1e}")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"segments": args.segments, "cases": len(segments), "device": args.device,
+            json.dump({"model": model, "segments": args.segments, "cases": len(segments), "device": args.device,
                        "dtype": args.dtype, "batch_size": args.batch_size, "repeats": args.repeats,
                        "torch_threads": torch.get_num_threads(), "runs": rows}, fh, indent=2)
 
