@@ -44,9 +44,10 @@ def ms(value: float) -> str:
 
 
 def cell(t) -> str:
-    # Out-of-range values already read >1000 / <20; other flags (not reached, non-monotone,
-    # a parameter at a bound) are printed as the fit words them.
-    flag = "" if not t.flag or t.flag.startswith(("above", "below")) else f" ({t.flag})"
+    # An out-of-range value already reads >1000 / <20; the other flags (not reached,
+    # non-monotone, a parameter at a bound) are printed as the fit words them.
+    flags = [f for f in t.flags if not f.startswith("below tested range")]
+    flag = f" ({'; '.join(flags)})" if flags else ""
     value = "not reached" if t.duration_ms is None else ms(t.duration_ms)
     return f"{value} [{ms(t.ci_low)}, {ms(t.ci_high)}] ms{flag}"
 
