@@ -151,17 +151,21 @@ class AudioClassificationBackend(TransformersAudioBackend):
     def threshold(self) -> float:
         return self.decision_threshold
 
-    def label_probabilities(self, waveforms) -> np.ndarray:
+    def prepare_rows(self, rows: list[PresentedRow]):
+        """The filter-bank features (computed on the CPU), ahead of the model."""
+        return self.features([row.waveform for row in rows], sampling_rate=SAMPLE_RATE,
+                             return_tensors="pt").input_values
+
+    def label_probabilities(self, input_values) -> np.ndarray:
         """(clips, labels): the sigmoid of each requested label's logit."""
         import torch
 
-        inputs = self.features(waveforms, sampling_rate=SAMPLE_RATE, return_tensors="pt")
         with torch.inference_mode():
-            logits = self.model(input_values=inputs.input_values.to(self.device, self.dtype)).logits
+            logits = self.model(input_values=input_values.to(self.device, self.dtype)).logits
         return torch.sigmoid(logits[:, self.label_ids].float()).cpu().numpy()
 
-    def score(self, rows: list[PresentedRow]) -> Scores:
-        probabilities = self.label_probabilities([row.waveform for row in rows])
+    def score(self, rows: list[PresentedRow], prepared=None) -> Scores:
+        probabilities = self.label_probabilities(prepared if prepared is not None else self.prepare_rows(rows))
         p_speech = combine(probabilities, self.combination)
         raw = [" ".join(f"{label}={p:.4f}" for label, p in zip(self.labels, row)) for row in probabilities]
         return Scores(p_speech=[float(p) for p in p_speech], raw_output=raw)

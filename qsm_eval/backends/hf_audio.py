@@ -5,7 +5,8 @@ Each of them: finds its checkpoint cache-only and checks its family before any w
 what the model will be shown from the presented waveform (frames or encoder positions), refuses
 a clip that would reach the model as nothing, and scores the rest in chunks of the batch size.
 A subclass says how many frames a waveform gives, what the model pads it to, and how a chunk
-of waveforms becomes probabilities of SPEECH.
+of waveforms becomes probabilities of SPEECH; optionally, which part of that needs no model
+(``prepare_rows``: features on the CPU), which the runner computes ahead, during the batch before.
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ class TransformersAudioBackend(Backend):
         """SPEECH when p_speech is at or above this."""
 
     @abc.abstractmethod
-    def score(self, rows: list[PresentedRow]) -> Scores:
-        """The model's p_speech (and raw text) for every presented row, in order."""
+    def score(self, rows: list[PresentedRow], prepared: Any = None) -> Scores:
+        """The model's p_speech (and raw text) for every presented row, in order; ``prepared``
+        is what ``prepare_rows`` gave for these rows."""
 
     # -- the shared flow -----------------------------------------------------------------
 
@@ -154,10 +156,6 @@ class TransformersAudioBackend(Backend):
         features, when they are computed on the CPU); None by default."""
         return None
 
-    def score_prepared(self, rows: list[PresentedRow], prepared: Any) -> Scores:
-        """``score`` given what ``prepare_rows`` returned for the rows."""
-        return self.score(rows)
-
     def prepare(self, requests: list[AudioRequest]) -> PreparedRows:
         """Presentation, refusals and each chunk's ``prepare_rows``: the model-free part."""
         prepared = PreparedRows(answers=[None] * len(requests))
@@ -179,7 +177,7 @@ class TransformersAudioBackend(Backend):
         answers = list(prepared.answers)
         for chunk, ahead, prepare_s in prepared.chunks:
             began = time.perf_counter()
-            scores = self.score_prepared(chunk, ahead)
+            scores = self.score(chunk, ahead)
             # The chunk's preparation counts in its latency, wherever it ran.
             latency_ms = 1000.0 * (time.perf_counter() - began + prepare_s) / len(chunk)
             earlier = scores.earlier_ms or [0.0] * len(chunk)
@@ -199,8 +197,8 @@ class TransformersAudioBackend(Backend):
         clip = (0.01 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32)
         requests = [AudioRequest(key=f"warmup-{i}", waveform=clip, duration_ms=500)
                     for i in range(min(self.batch_size, 4))]
-        rows = [self.present(r, i) for i, r in enumerate(requests)]
-        self.score([r for r in rows if isinstance(r, PresentedRow)])
+        rows = [row for row in (self.present(r, i) for i, r in enumerate(requests)) if isinstance(row, PresentedRow)]
+        self.score(rows, self.prepare_rows(rows))
 
     # -- what run.json and the result rows see ------------------------------------------------
 

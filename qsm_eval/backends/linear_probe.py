@@ -324,7 +324,7 @@ class LinearProbeBackend(TransformersAudioBackend):
         if self.probes is None:
             self.fit()
 
-    def score(self, rows: list[PresentedRow]) -> Scores:
+    def score(self, rows: list[PresentedRow], prepared=None) -> Scores:
         if self.probes is None:
             self.fit()
         known = [self._encoded.get(audio_hash(row.waveform)) for row in rows]

@@ -147,7 +147,7 @@ class WhisperBackend(TransformersAudioBackend):
             return None
         return log_mel(self.features, [row.waveform for row in rows], self.device)
 
-    def score_prepared(self, rows: list[PresentedRow], prepared) -> Scores:
+    def score(self, rows: list[PresentedRow], prepared=None) -> Scores:
         features = prepared if prepared is not None else log_mel(
             self.features, [row.waveform for row in rows], self.device)
         no_speech = no_speech_probabilities(self.model, features, start_id=self.start_id,
@@ -155,9 +155,6 @@ class WhisperBackend(TransformersAudioBackend):
                                             dtype=self.dtype)
         return Scores(p_speech=[1.0 - float(p) for p in no_speech],
                       raw_output=[f"P({self.no_speech_token})={float(p):.4f}" for p in no_speech])
-
-    def score(self, rows: list[PresentedRow]) -> Scores:
-        return self.score_prepared(rows, self.prepare_rows(rows))
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "no_speech_token": self.no_speech_token,
