@@ -5,10 +5,10 @@ fast encoder on, unless --model-path names another) answers every case of a segm
 seeded shuffled order (mixed durations, as -k selections and mixed sets give), through the
 runner exactly as the engine drives it (each case asks with the cases due after it):
 
-  plain       --qsm-bucket-window 1 --qsm-overlap off: run-order batches, one thread
+  plain       --qsm-bucket-window 1 --qsm-overlap false: run-order batches, one thread
   overlap     run-order batches, batch k+1 prepared (audio, features, tokens) during batch k
   buckets     batches from a 4-batch window by duration, one thread
-  look-ahead  both (the default of a run)
+  look-ahead  both (a run's default, where the model leaves a CPU core free)
 
 The configurations are interleaved ``--repeats`` times; each figure is the median, and the
 ratio is against plain. What each case was answered is compared with plain (max |p_speech|
@@ -20,8 +20,9 @@ difference; batch companions change with buckets, so up to float rounding).
     .venv/bin/python benchmarks/bench_runner_look_ahead.py --real-architecture --device cuda \
         --dtype bfloat16 --batch-size 32 --repeats 3     # GPU: Qwen2-Audio-7B widths, random weights
 
-On a 2-core CPU the overlap gain is small: the background thread's feature extraction and
-the model's forward share the same two cores. Buckets help wherever padding costs, here
+On a 2-core CPU the overlap gains only when the model leaves a core free (one torch thread):
+with a torch thread per core, the background thread's feature extraction competes with the
+model's threads and overlap is slower (why --qsm-overlap auto turns it off there). Buckets help wherever padding costs, here
 the fast encoder's frames (set by a batch's longest clip) and the prompt lengths. Measure
 with ``--threads 1`` on a shared CPU: with two OpenMP threads on two busy cores, OpenMP's
 spin-waiting made the one-thread passes several times slower, and overlap look 3-12x faster

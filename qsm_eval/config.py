@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qsm_eval.backends import available_backends
-from qsm_eval.options import Option, OptionError, at_least_one, parse_bool
+from qsm_eval.options import Option, OptionError, at_least_one, parse_auto_bool, parse_bool
 
 DEFAULT_MODEL = "qwen2-audio"
 DEFAULT_OUT = "reports/{run_id}"
@@ -33,8 +33,9 @@ CORE_SETTINGS = (
     Option("bucket_window", int, 4, "form each batch from the cases due in the next N batches, "
            "taking those closest in duration to the case asked for (less padding); 1 keeps run "
            "order; default 4", **POSITIVE),
-    Option("overlap", parse_bool, True, "prepare the next batch (audio, cache, features) on a "
-           "background thread while the model computes the current one; default true"),
+    Option("overlap", parse_auto_bool, "auto", "prepare the next batch (audio, cache, features) on "
+           "a background thread while the model computes the current one; auto: unless the model "
+           "keeps every CPU core busy itself; default auto"),
     Option("limit", int, None, "run at most N eval cases (after -k/-m selection)", **POSITIVE),
     Option("out", str, DEFAULT_OUT, "run directory for results.parquet and run.json; "
            "{run_id} is replaced"),

@@ -29,8 +29,16 @@ def parse_bool(value: Any) -> bool:
     raise ValueError(f"{value!r} is not a boolean (use true or false)")
 
 
+def parse_auto_bool(value: Any) -> bool | str:
+    """A switch that may also be left to the harness: "auto", or what parse_bool takes."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    return parse_bool(value)
+
+
 # What a type allows, in words, for the message when no ``allowed`` text is given.
-_TYPE_WORDS = {int: "an integer", float: "a number", str: "text", parse_bool: "true or false"}
+_TYPE_WORDS = {int: "an integer", float: "a number", str: "text", parse_bool: "true or false",
+               parse_auto_bool: "auto, true or false"}
 
 
 @dataclass(frozen=True)

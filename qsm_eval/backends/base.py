@@ -113,6 +113,11 @@ class Backend(abc.ABC):
         """One Prediction per request ``prepare`` was given, in order."""
         return self.predict_batch(prepared)
 
+    def cpu_threads(self) -> int:
+        """CPU cores the model's own computation keeps busy (0 on an accelerator or a server):
+        the runner's preparation thread only pays when a core is left for it."""
+        return 1
+
     def warmup(self) -> None:
         """Run once before timing starts (compile kernels, allocate buffers)."""
 

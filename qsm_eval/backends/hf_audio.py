@@ -192,6 +192,9 @@ class TransformersAudioBackend(Backend):
     def predict_batch(self, requests: list[AudioRequest]) -> list[Prediction]:
         return self.predict_prepared(self.prepare(requests))
 
+    def cpu_threads(self) -> int:
+        return hf_loading.cpu_threads(self.device)
+
     def warmup(self) -> None:
         """One untimed chunk at the batch size (kernel selection, allocator)."""
         clip = (0.01 * np.random.default_rng(0).standard_normal(8000)).astype(np.float32)

@@ -77,6 +77,14 @@ def resolve_dtype(requested: str | None, device):
     return torch.float32
 
 
+def cpu_threads(device) -> int:
+    """CPU cores a torch model on ``device`` keeps busy: torch's intra-op threads on the CPU,
+    none on an accelerator."""
+    import torch
+
+    return torch.get_num_threads() if device.type == "cpu" else 0
+
+
 def locate_checkpoint(model_path: str | None, revision: str | None, *, default_model: str,
                       family: str) -> str:
     """The directory to load from: a local directory as given, or the cached snapshot of a hub id.

@@ -131,6 +131,9 @@ class SileroVadBackend(Backend):
         self._torch = torch
         return model
 
+    def cpu_threads(self) -> int:
+        return self.threads
+
     def warmup(self) -> None:
         # TorchScript's profiling executor optimises the graph over the first calls.
         for _ in range(3):

@@ -8,6 +8,7 @@ or raises and otherwise runs the real code.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -193,7 +194,7 @@ def test_a_batch_that_breaks_the_model_is_retried_clip_by_clip_with_overlap(mixe
 
 @pytest.mark.parametrize("cli, message", [
     ({"bucket_window": "0"}, r"--qsm-bucket-window .*allowed: a positive integer"),
-    ({"overlap": "sometimes"}, r"--qsm-overlap .*allowed: true or false"),
+    ({"overlap": "sometimes"}, r"--qsm-overlap .*allowed: auto, true or false"),
 ])
 def test_bad_batching_options_are_named(tmp_path, cli, message):
     with pytest.raises(SettingsError, match=message):
@@ -213,10 +214,33 @@ def test_run_json_records_how_batches_were_formed(pytester, mixed, tmp_path):
         assert result.ret == 0
         runs[name] = json.loads((out / "run.json").read_text())["backend"]["runner"]
     default, plain, exitfirst = runs["default"], runs["plain"], runs["exitfirst"]
-    assert (default["bucket_window"], default["overlap"]) == (4, True)
+    # auto: webrtc-vad keeps one core busy, so the thread overlaps where a core is left.
+    assert (default["bucket_window"], default["overlap"], default["overlap_setting"]) == (
+        4, (os.cpu_count() or 1) > 1, "auto")
     assert (plain["bucket_window"], plain["overlap"]) == (1, False)
     # -x: run order, so that a stop wastes at most the batch prepared ahead.
-    assert (exitfirst["bucket_window"], exitfirst["overlap"], exitfirst["out_of_order_cases"]) == (1, True, 0)
+    assert (exitfirst["bucket_window"], exitfirst["out_of_order_cases"]) == (1, 0)
     assert default["out_of_order_cases"] > 0 and plain["out_of_order_cases"] == 0
     assert default["duration_padding_ms"] < plain["duration_padding_ms"]
-    assert default["prepared_ahead"] == default["formed_batches"] - 1 and plain["prepared_ahead"] == 0
+    assert plain["prepared_ahead"] == 0
+
+
+@pytest.mark.parametrize("threads", [1, os.cpu_count() or 1])
+def test_auto_overlap_only_where_the_model_leaves_a_core(tmp_path, threads):
+    import torch
+
+    from qsm_eval.engine import Answerer
+
+    previous = torch.get_num_threads()   # silero-vad sets torch's threads for the process
+    answerer = Answerer(resolve_settings({"model": "silero-vad", "silero_threads": str(threads)}, {}, tmp_path))
+    answerer.load()
+    try:
+        assert answerer.backend.cpu_threads() == threads
+        assert answerer.runner.overlap == (threads < (os.cpu_count() or 1))
+        forced = Answerer(resolve_settings({"model": "silero-vad", "overlap": "true"}, {}, tmp_path))
+        forced.load()
+        assert forced.runner.overlap is True
+        forced.close()
+    finally:
+        answerer.close()
+        torch.set_num_threads(previous)

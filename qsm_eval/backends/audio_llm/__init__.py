@@ -182,6 +182,10 @@ class AudioLlmBackend(Backend):
 
     # -- predictions -------------------------------------------------------------------------
 
+    def cpu_threads(self) -> int:
+        from qsm_eval.backends.hf_loading import cpu_threads
+        return cpu_threads(self.loaded.device)
+
     def warmup(self) -> None:
         """One untimed batch (kernel selection, allocator), then the counters start from zero."""
         rng = np.random.default_rng(0)
