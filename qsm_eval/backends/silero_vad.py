@@ -121,9 +121,11 @@ class SileroVadBackend(Backend):
         torch.set_num_threads(self.threads)
         try:
             # silero-vad's loader uses importlib.resources.path and torch.jit.load, both
-            # deprecated; their warnings say nothing about this run, so keep them quiet.
+            # deprecated (torch 2.14 warns with a FutureWarning); their warnings say nothing
+            # about this run, so keep them quiet.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)
+                warnings.filterwarnings("ignore", message=r".*torch\.jit\.load.*", category=FutureWarning)
                 model = silero_vad.load_silero_vad(onnx=False)
         except Exception as exc:  # a damaged wheel: torch.jit raises RuntimeError and others
             raise BackendError(f"{self.name}: cannot load {MODEL_FILE} from the silero-vad "

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from qsm_eval import segments as segments_module
 from qsm_eval.backends.audio_llm.synthetic import TINY_PROFILES
@@ -79,28 +80,27 @@ def test_missing_weights_stop_the_run_with_the_fetch_command(pytester, make_segm
     assert "Traceback" not in output
 
 
-def test_every_demo_case_runs_through_the_audio_llm_backend(pytester, tiny_checkpoints):
-    # `pytest evals --qsm-model audio-llm --qsm-model-path <tiny>` on the bundled demo set, for
-    # every profile in turn (one test: two runs over the demo set at once crashed an xdist
-    # worker here; not investigated further); a 100 ms container gives the 20 ms clips audio
-    # tokens, so every case gets an answer.
+@pytest.mark.parametrize("profile", TINY_PROFILES)
+def test_every_demo_case_runs_through_the_audio_llm_backend(pytester, tiny_checkpoints, profile):
+    # `pytest evals --qsm-model audio-llm --qsm-model-path <tiny>` on the bundled demo set, one
+    # profile per test so that xdist spreads them (each run is a subprocess of its own); a
+    # 100 ms container gives the 20 ms clips audio tokens, so every case gets an answer.
     pytester.makepyfile(test_speech_detection=EVAL_SUITE.read_text())
     demo = pd.read_parquet(DEMO_DIR / "segments_metadata.parquet")
-    for profile in TINY_PROFILES:
-        out = pytester.path / f"run-{profile}"
-        fast = ["--qsm-fast-encoder", "on"] if profile.startswith("qwen2-audio") else []
-        result = pytester.runpytest_subprocess(
-            "-p", "no:cacheprovider", "--qsm-model", "audio-llm",
-            "--qsm-model-path", str(tiny_checkpoints[profile]), "--qsm-device", "cpu", "--qsm-out", str(out),
-            "--qsm-pad-ms", "100", "--qsm-summary", "none", *fast)
-        assert result.ret == 0, f"{profile}: exit {result.ret}"
-        frame = pd.read_parquet(out / "results.parquet")
-        assert len(frame) == len(demo) and frame["error"].isna().all()
-        assert frame["p_speech"].between(0, 1).all() and frame["p_speech"].nunique() > len(frame) // 2
-        assert frame["answer_mass"].between(0, 1).all() and (frame["backend"] == "audio-llm").all()
-        assert frame["raw_output"].str.contains("answer mass").all()
-        assert frame.loc[frame.duration_ms < 100, "padding"].str.startswith("container=100ms,center,silence").all()
-        manifest = json.loads((out / "run.json").read_text())["backend"]
-        assert manifest["profile"] == profile
-        assert manifest["chat_template"] == {"qwen2-audio-base": "none",
-                                             "voxtral": "mistral-common (tekken.json)"}.get(profile, "checkpoint")
+    out = pytester.path / f"run-{profile}"
+    fast = ["--qsm-fast-encoder", "on"] if profile.startswith("qwen2-audio") else []
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--qsm-model", "audio-llm",
+        "--qsm-model-path", str(tiny_checkpoints[profile]), "--qsm-device", "cpu", "--qsm-out", str(out),
+        "--qsm-pad-ms", "100", "--qsm-summary", "none", *fast)
+    assert result.ret == 0, f"{profile}: exit {result.ret}"
+    frame = pd.read_parquet(out / "results.parquet")
+    assert len(frame) == len(demo) and frame["error"].isna().all()
+    assert frame["p_speech"].between(0, 1).all() and frame["p_speech"].nunique() > len(frame) // 2
+    assert frame["answer_mass"].between(0, 1).all() and (frame["backend"] == "audio-llm").all()
+    assert frame["raw_output"].str.contains("answer mass").all()
+    assert frame.loc[frame.duration_ms < 100, "padding"].str.startswith("container=100ms,center,silence").all()
+    manifest = json.loads((out / "run.json").read_text())["backend"]
+    assert manifest["profile"] == profile
+    assert manifest["chat_template"] == {"qwen2-audio-base": "none",
+                                         "voxtral": "mistral-common (tekken.json)"}.get(profile, "checkpoint")
