@@ -97,9 +97,8 @@ def test_a_reused_output_directory_never_shows_an_older_run(eval_project, small_
     assert again.ret == 0 and len(pd.read_parquet(out / RESULTS_FILE)) == 12
 
 
-def test_a_killed_xdist_worker_costs_only_its_case(eval_project, small_set):
-    # The first worker dies in the middle of its second case, once (a marker file).
-    eval_project.makeconftest("""
+# A conftest whose first xdist worker dies in the middle of its second case, once (a marker file).
+CRASH_ONCE = """
         import os
 
         seen = []
@@ -111,7 +110,11 @@ def test_a_killed_xdist_worker_costs_only_its_case(eval_project, small_set):
             if worker == "gw0" and len(seen) == 2 and not marker.exists():
                 marker.write_text(item.nodeid)
                 os._exit(1)
-    """)
+"""
+
+
+def test_a_killed_xdist_worker_costs_only_its_case(eval_project, small_set):
+    eval_project.makeconftest(CRASH_ONCE)
     out = eval_project.path / "run"
     result = eval_project.runpytest(*eval_args(small_set, out, "-n", "2", "--qsm-batch-size", "2"))
     output = result.stdout.str()
@@ -126,19 +129,7 @@ def test_a_killed_xdist_worker_costs_only_its_case(eval_project, small_set):
 
 def test_a_crashed_case_that_a_plugin_reruns_is_answered_once(eval_project, small_set):
     # pytest_handlecrashitem hands the crashed case back to the scheduler (mark_test_pending).
-    eval_project.makeconftest("""
-        import os
-
-        seen = []
-
-        def pytest_runtest_call(item):
-            worker = getattr(item.config, "workerinput", {}).get("workerid")
-            seen.append(item.nodeid)
-            marker = item.path.parent / "crashed-once"
-            if worker == "gw0" and len(seen) == 2 and not marker.exists():
-                marker.write_text(item.nodeid)
-                os._exit(1)
-
+    eval_project.makeconftest(CRASH_ONCE + """
         def pytest_handlecrashitem(crashitem, report, sched):
             sched.mark_test_pending(crashitem)
             report.outcome = "rerun"
