@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from qsm_eval.backends.audio_llm import loading, prompts
-from qsm_eval.backends.audio_llm.presentation import HOP_LENGTH, MAX_FRAMES, SAMPLE_RATE, mel_frames, present
+from qsm_eval.backends.audio_llm.presentation import MAX_FRAMES, SAMPLE_RATE, WINDOW_SAMPLES, mel_frames, present
 from qsm_eval.backends.audio_llm.profiles import AUTO, PROFILES, QWEN2_AUDIO, profile_named
 from qsm_eval.backends.audio_llm.scoring import LOW_ANSWER_MASS, SCORING_MODES
 from qsm_eval.backends.base import AudioRequest, Backend, BackendError, BackendIdentity, Prediction
@@ -234,7 +234,7 @@ class AudioLlmBackend(Backend):
             shortest = ("any non-empty clip" if self.profile.tokens_per_window
                         else "25 ms; one token per 40 ms")
             return zero_input_message(request.duration_ms, self.profile.family, "audio tokens", shortest)
-        if self.profile.own_inputs and len(clip.waveform) > MAX_FRAMES * HOP_LENGTH:
+        if self.profile.own_inputs and len(clip.waveform) > WINDOW_SAMPLES:
             return (f"clip of {request.duration_ms} ms is longer than the 30 s Qwen2-Audio's feature "
                     f"extractor takes; cut it into shorter segments")
         return None

@@ -72,34 +72,33 @@ def build_inputs(processor, chat_text: str, waveforms: list[np.ndarray], *, fram
 
 def build_processor_inputs(processor, profile, prompt_text: str, waveforms: list[np.ndarray]) -> BatchInputs:
     """Inputs from the family's processor itself, left-padded; audio tokens counted in the ids."""
-    import torch
-
     # Text padding goes to the tokenizer alone: a plain "padding" would reach the feature
     # extractor too and cut the features short of the 30 s the encoder expects.
     out = processor(text=[prompt_text] * len(waveforms), audio=list(waveforms), sampling_rate=SAMPLE_RATE,
                     text_kwargs={"padding": "longest"}, return_tensors="pt")
-    mask = out["attention_mask"]
-    audio_id = processor.tokenizer.convert_tokens_to_ids(profile.audio_token)
-    counts = (out["input_ids"] == audio_id).sum(-1).tolist()
-    return BatchInputs(input_ids=out["input_ids"], attention_mask=mask, position_ids=_positions(mask),
-                       input_features=out["input_features"].to(torch.float32),
-                       feature_attention_mask=out[profile.feature_mask], n_audio_tokens=counts,
-                       feature_mask_name=profile.feature_mask)
+    return _from_processor_output(out, processor, profile)
 
 
 def build_conversation_inputs(processor, profile, prompt, waveforms: list[np.ndarray]) -> BatchInputs:
     """Inputs of a family whose chat encoder reads the clip itself (Voxtral: mistral-common,
     which takes audio as a file's bytes): one chat per clip, encoded and left-padded together."""
-    import torch
-
     from qsm_eval.audio import wav_base64
 
     chats = [prompt.messages(audio={"base64": wav_base64(w)}, system_turn=profile.system_turn)
              for w in waveforms]
     out = processor.apply_chat_template(chats, tokenize=True, return_dict=True, return_tensors="pt")
+    return _from_processor_output(out, processor, profile)
+
+
+def _from_processor_output(out, processor, profile) -> BatchInputs:
+    """BatchInputs from what a family's processor returned: audio tokens counted in the ids,
+    the feature mask under the profile's keyword (none where the model takes none)."""
+    import torch
+
     mask = out["attention_mask"]
     audio_id = processor.tokenizer.convert_tokens_to_ids(profile.audio_token)
     counts = (out["input_ids"] == audio_id).sum(-1).tolist()
     return BatchInputs(input_ids=out["input_ids"], attention_mask=mask, position_ids=_positions(mask),
-                       input_features=out["input_features"].to(torch.float32), feature_attention_mask=None,
-                       n_audio_tokens=counts, feature_mask_name=None)
+                       input_features=out["input_features"].to(torch.float32),
+                       feature_attention_mask=out[profile.feature_mask] if profile.feature_mask else None,
+                       n_audio_tokens=counts, feature_mask_name=profile.feature_mask)

@@ -314,8 +314,8 @@ def _byte_level_ranks() -> list[bytes]:
     every merge in the order it was learnt (what tiktoken-style BPE ranks are)."""
     import json
 
-    from tokenizers import pre_tokenizers  # noqa: F401  (the byte-level alphabet below is GPT-2's)
-
+    # The byte-level alphabet (GPT-2's, which tokenizers' ByteLevel uses): printable Latin-1
+    # bytes stand for themselves, the others are shifted to code points from 256 on.
     printable = [*range(ord("!"), ord("~") + 1), *range(ord("\u00a1"), ord("\u00ac") + 1),
                  *range(ord("\u00ae"), ord("\u00ff") + 1)]
     shifted = [b for b in range(256) if b not in printable]
